@@ -1,0 +1,178 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"herald/events"
+)
+
+// BulkResult counts what AppendBulk did.
+type BulkResult struct {
+	Appended   int
+	Duplicates int // records whose event id was already stored unchanged
+	// Checkpoint is the log position of the last appended record.
+	Checkpoint Checkpoint
+}
+
+// The staging table lives for the session and is emptied at each commit. COPY into it is cheap
+// (temporary: no WAL, no indexes); one INSERT … SELECT then moves the rows into events.
+const sqlStaging = `CREATE TEMP TABLE IF NOT EXISTS events_staging (
+    ord bigint, event_id uuid, stream_id text, type text, schema_version smallint, data jsonb, metadata jsonb
+) ON COMMIT DELETE ROWS`
+
+var stagingColumns = []string{"ord", "event_id", "stream_id", "type", "schema_version", "data", "metadata"}
+
+// sqlBulkInsert numbers each staged record after its stream's current head, in staging order,
+// and inserts them all. Stream heads are looked up once per distinct stream through the
+// (stream_id, stream_version) index. When skipExisting is true, records whose event id is
+// already stored are left out first, so a re-run does not leave version gaps.
+const sqlBulkInsert = `WITH fresh AS (
+    SELECT DISTINCT ON (s.event_id) s.* FROM events_staging s
+    WHERE NOT $1::bool OR NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)
+    ORDER BY s.event_id, s.ord
+), heads AS (
+    SELECT d.stream_id, coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream_id = d.stream_id), 0) AS head
+    FROM (SELECT DISTINCT stream_id FROM fresh) d
+)
+INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata)
+SELECT f.event_id, f.stream_id,
+       h.head + row_number() OVER (PARTITION BY f.stream_id ORDER BY f.ord),
+       f.type, f.schema_version, f.data, f.metadata
+FROM fresh f JOIN heads h USING (stream_id)
+ORDER BY f.ord
+ON CONFLICT DO NOTHING`
+
+// sqlBulkReused finds ids stored, or staged twice, with another stream, type or payload.
+const sqlBulkReused = `(SELECT s.event_id FROM events_staging s JOIN events e ON e.event_id = s.event_id
+ WHERE e.stream_id <> s.stream_id OR e.type <> s.type OR e.data <> s.data LIMIT 20)
+UNION
+(SELECT a.event_id FROM events_staging a JOIN events_staging b ON a.event_id = b.event_id AND a.ord < b.ord
+ WHERE a.stream_id <> b.stream_id OR a.type <> b.type OR a.data <> b.data LIMIT 20)`
+
+// sqlBulkStored counts staged records (repeats included) whose id is now stored.
+const sqlBulkStored = `SELECT count(*) FROM events_staging s
+WHERE EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
+
+const sqlBulkCheckpoint = `SELECT e.transaction_id, e.global_position FROM events e
+WHERE e.transaction_id = pg_current_xact_id() ORDER BY e.global_position DESC LIMIT 1`
+
+// AppendBulk appends records at the end of their streams, cfg.BulkChunk records per
+// transaction, through COPY. It is idempotent by event id: records already stored unchanged are
+// counted as duplicates; a stored id with another payload fails with *EventIDReusedError and
+// that chunk is not written (earlier chunks stay written: re-running the same input is safe).
+// Records of one stream keep their order.
+func (s *Store) AppendBulk(ctx context.Context, recs []events.Record) (BulkResult, error) {
+	var total BulkResult
+	for i := range recs {
+		if recs[i].StreamID == "" {
+			return total, fmt.Errorf("append bulk: record %d: stream id is empty", i)
+		}
+		if err := validateRecord(recs[i]); err != nil {
+			return total, fmt.Errorf("append bulk: record %d: %w", i, err)
+		}
+	}
+	for start := 0; start < len(recs); start += s.cfg.BulkChunk {
+		chunk := recs[start:min(start+s.cfg.BulkChunk, len(recs))]
+		res, err := s.bulkChunk(ctx, chunk)
+		if err != nil {
+			return total, fmt.Errorf("append bulk: records %d..%d: %w", start, start+len(chunk)-1, err)
+		}
+		total.Appended += res.Appended
+		total.Duplicates += res.Duplicates
+		if total.Checkpoint.Less(res.Checkpoint) {
+			total.Checkpoint = res.Checkpoint
+		}
+	}
+	return total, nil
+}
+
+// maxBulkRetries bounds how often a chunk is redone after a concurrent writer took a version.
+const maxBulkRetries = 10
+
+func (s *Store) bulkChunk(ctx context.Context, recs []events.Record) (BulkResult, error) {
+	// First try assumes no record is stored yet (the common case) and skips the per-record
+	// existence probe; any conflict rolls back and the careful variant runs.
+	skipExisting := false
+	for attempt := 0; attempt < maxBulkRetries; attempt++ {
+		var res BulkResult
+		err := s.withTx(ctx, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, sqlStaging); err != nil {
+				return fmt.Errorf("staging table: %w", err)
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events_staging"}, stagingColumns, &recordSource{recs: recs}); err != nil {
+				return fmt.Errorf("copy: %w", err)
+			}
+			if skipExisting {
+				reused, err := reusedIDs(ctx, tx)
+				if err != nil {
+					return err
+				}
+				if len(reused) > 0 {
+					return &EventIDReusedError{EventIDs: reused}
+				}
+			}
+			tag, err := tx.Exec(ctx, sqlBulkInsert, skipExisting)
+			if err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			res.Appended = int(tag.RowsAffected())
+			if skipExisting {
+				// Everything not appended must be a stored duplicate; anything else lost a
+				// version race with a concurrent writer.
+				var stored int
+				if err := tx.QueryRow(ctx, sqlBulkStored).Scan(&stored); err != nil {
+					return fmt.Errorf("count duplicates: %w", err)
+				}
+				res.Duplicates = stored - res.Appended
+			}
+			if res.Appended+res.Duplicates != len(recs) {
+				return errMixedOutcome
+			}
+			if res.Appended > 0 {
+				if err := tx.QueryRow(ctx, sqlBulkCheckpoint).Scan(&res.Checkpoint.TxID, &res.Checkpoint.Position); err != nil {
+					return fmt.Errorf("read checkpoint: %w", err)
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, errMixedOutcome) {
+			skipExisting = true
+			continue
+		}
+		return res, err
+	}
+	return BulkResult{}, fmt.Errorf("gave up after %d conflicting attempts: %w", maxBulkRetries, ErrConcurrency)
+}
+
+func reusedIDs(ctx context.Context, tx pgx.Tx) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, sqlBulkReused)
+	if err != nil {
+		return nil, fmt.Errorf("compare duplicates: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+}
+
+// recordSource feeds records to COPY without building an intermediate [][]any.
+type recordSource struct {
+	recs []events.Record
+	i    int
+	row  [7]any
+}
+
+func (r *recordSource) Next() bool {
+	r.i++
+	return r.i <= len(r.recs)
+}
+
+func (r *recordSource) Values() ([]any, error) {
+	rec := r.recs[r.i-1]
+	r.row = [7]any{int64(r.i), rec.EventID, rec.StreamID, rec.Type, int16(rec.SchemaVersion), []byte(rec.Data), metadataJSON(rec.Metadata)}
+	return r.row[:], nil
+}
+
+func (r *recordSource) Err() error { return nil }

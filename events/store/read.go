@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"herald/events"
+)
+
+// Querier is what reads need: a pool, a connection or a transaction.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Checkpoint is a position in the log in gap-safe coordinates: everything at or before
+// (TxID, Position) in (transaction_id, global_position) order has been seen.
+type Checkpoint struct {
+	TxID     uint64 `json:"tx"`
+	Position int64  `json:"pos"`
+}
+
+// Less orders checkpoints like the log does.
+func (c Checkpoint) Less(o Checkpoint) bool {
+	return c.TxID < o.TxID || (c.TxID == o.TxID && c.Position < o.Position)
+}
+
+// After returns the checkpoint just past env.
+func After(env events.Envelope) Checkpoint {
+	return Checkpoint{TxID: env.TransactionID, Position: env.GlobalPosition}
+}
+
+// Page is one gap-safe read: the events, and the checkpoint to read from next. When the page
+// is not full, Next is moved up to the visibility horizon, so a reader filtering by type does
+// not rescan events it skipped.
+type Page struct {
+	Events []events.Envelope
+	Next   Checkpoint
+	// CaughtUp is true when nothing visible was left after this page.
+	CaughtUp bool
+}
+
+const envelopeColumns = `global_position, transaction_id, event_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at`
+
+// sqlHorizon is the oldest transaction that may still commit. Every transaction below it has
+// committed or rolled back, so rows below it can be read without ever skipping a later commit.
+const sqlHorizon = `SELECT pg_snapshot_xmin(pg_current_snapshot())`
+
+// sqlReadAfter is the gap-safe tail of the log (ARCHITECTURE.md, "Reading the log"). The row
+// comparison is an index range scan on the primary key (transaction_id, global_position).
+const sqlReadAfter = `SELECT ` + envelopeColumns + ` FROM events
+WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+  AND transaction_id < $3::xid8
+  AND ($4::text[] IS NULL OR type = ANY($4::text[]))
+ORDER BY transaction_id, global_position
+LIMIT $5`
+
+// ReadAfter reads up to limit events after cp that can no longer be overtaken by a commit,
+// optionally only those of the given types. It never returns an event of a transaction that is
+// still open, and never skips one that commits later.
+func ReadAfter(ctx context.Context, q Querier, cp Checkpoint, limit int, types []string) (Page, error) {
+	var horizon uint64
+	if err := q.QueryRow(ctx, sqlHorizon).Scan(&horizon); err != nil {
+		return Page{}, fmt.Errorf("read horizon: %w", err)
+	}
+	var typeFilter []string
+	if len(types) > 0 {
+		typeFilter = types
+	}
+	rows, err := q.Query(ctx, sqlReadAfter, cp.TxID, cp.Position, horizon, typeFilter, limit)
+	if err != nil {
+		return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
+	}
+	evs, err := scanEnvelopes(rows)
+	if err != nil {
+		return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
+	}
+	page := Page{Events: evs, Next: cp}
+	if len(evs) > 0 {
+		page.Next = After(evs[len(evs)-1])
+	}
+	if len(evs) < limit {
+		page.CaughtUp = true
+		// Every transaction below the horizon is finished and was fully scanned.
+		if h := (Checkpoint{TxID: horizon - 1, Position: math.MaxInt64}); horizon > 0 && page.Next.Less(h) {
+			page.Next = h
+		}
+	}
+	return page, nil
+}
+
+func scanEnvelopes(rows pgx.Rows) ([]events.Envelope, error) {
+	defer rows.Close()
+	var out []events.Envelope
+	for rows.Next() {
+		var (
+			e        events.Envelope
+			data     []byte
+			metadata []byte
+			version  int16
+		)
+		if err := rows.Scan(&e.GlobalPosition, &e.TransactionID, &e.EventID, &e.StreamID, &e.StreamVersion,
+			&e.Type, &version, &data, &metadata, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		e.SchemaVersion = int(version)
+		e.Data = json.RawMessage(data)
+		if len(metadata) > 0 {
+			// Metadata is best effort: a malformed one must not make the event unreadable.
+			_ = json.Unmarshal(metadata, &e.Metadata)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+const sqlReadStream = `SELECT ` + envelopeColumns + ` FROM events
+WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`
+
+// ReadStream returns the events of one stream after version fromVersion (0 = from the start).
+func ReadStream(ctx context.Context, q Querier, streamID string, fromVersion int) ([]events.Envelope, error) {
+	rows, err := q.Query(ctx, sqlReadStream, streamID, fromVersion)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	evs, err := scanEnvelopes(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// Head returns the checkpoint of the newest event readers can see now.
+func Head(ctx context.Context, q Querier) (Checkpoint, error) {
+	var cp Checkpoint
+	err := q.QueryRow(ctx, `SELECT transaction_id, global_position FROM events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TxID, &cp.Position)
+	if err == pgx.ErrNoRows {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read head: %w", err)
+	}
+	return cp, nil
+}

@@ -1,0 +1,49 @@
+// Package schema holds Herald's versioned SQL migrations, embedded in the binary, and applies them.
+package schema
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed *.sql
+var migrations embed.FS
+
+// Migrations returns the embedded migration files.
+func Migrations() fs.FS { return migrations }
+
+// Migrate applies every pending migration to the schema the pool's search_path names first.
+// Re-running it is a no-op. Concurrent callers are serialised by a Postgres advisory lock.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err error) {
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, fmt.Errorf("migrate: locker: %w", err)
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	results, err := provider.Up(ctx)
+	for _, r := range results {
+		applied = append(applied, r.Source.Path)
+	}
+	if err != nil {
+		var partial *goose.PartialError
+		if errors.As(err, &partial) && partial.Failed != nil {
+			return applied, fmt.Errorf("migrate: %s: %w", partial.Failed.Source.Path, partial.Err)
+		}
+		return applied, fmt.Errorf("migrate: %w", err)
+	}
+	return applied, nil
+}
