@@ -90,6 +90,12 @@ func DefaultRegistry() *Registry {
 	return r
 }
 
+// Known reports whether eventType is registered.
+func (r *Registry) Known(eventType string) bool {
+	_, ok := r.defs[eventType]
+	return ok
+}
+
 // Types returns the registered type strings, sorted.
 func (r *Registry) Types() []string {
 	out := make([]string, 0, len(r.defs))

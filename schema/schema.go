@@ -20,21 +20,44 @@ var migrations embed.FS
 // Migrations returns the embedded migration files.
 func Migrations() fs.FS { return migrations }
 
+func provider(pool *pgxpool.Pool) (*goose.Provider, func(), error) {
+	db := stdlib.OpenDBFromPool(pool)
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("migrate: locker: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("migrate: %w", err)
+	}
+	return p, func() { db.Close() }, nil
+}
+
+// Pending reports whether migrations remain to be applied.
+func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	p, done, err := provider(pool)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return false, fmt.Errorf("check migrations: %w", err)
+	}
+	return pending, nil
+}
+
 // Migrate applies every pending migration to the schema the pool's search_path names first.
 // Re-running it is a no-op. Concurrent callers are serialised by a Postgres advisory lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err error) {
-	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-
-	locker, err := lock.NewPostgresSessionLocker()
+	p, done, err := provider(pool)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: locker: %w", err)
+		return nil, err
 	}
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations, goose.WithSessionLocker(locker))
-	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
-	}
-	results, err := provider.Up(ctx)
+	defer done()
+	results, err := p.Up(ctx)
 	for _, r := range results {
 		applied = append(applied, r.Source.Path)
 	}

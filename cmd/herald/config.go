@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// Config is the process configuration, read from the environment.
+type Config struct {
+	DatabaseURL   string
+	RedisURL      string
+	RedisPrefix   string
+	Addr          string
+	APIKeys       string
+	PublicBaseURL string
+	TwilioSID     string
+	TwilioToken   string
+	TwilioFrom    string
+	TwilioAPIURL  string
+	LogLevel      string
+	LogFormat     string
+	ReadyMaxLag   time.Duration
+}
+
+// Defaults.
+const (
+	defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/herald?sslmode=disable"
+	defaultRedisURL    = "redis://127.0.0.1:6379/0"
+	defaultAddr        = "127.0.0.1:8080"
+	defaultRedisPrefix = "herald:"
+)
+
+// loadConfig reads the environment through getenv and validates it, listing every problem.
+func loadConfig(getenv func(string) string) (Config, error) {
+	or := func(key, def string) string {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		DatabaseURL:   or("DATABASE_URL", defaultDatabaseURL),
+		RedisURL:      or("REDIS_URL", defaultRedisURL),
+		RedisPrefix:   or("HERALD_REDIS_PREFIX", defaultRedisPrefix),
+		Addr:          or("HERALD_ADDR", defaultAddr),
+		APIKeys:       getenv("HERALD_API_KEYS"),
+		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
+		TwilioSID:     getenv("TWILIO_ACCOUNT_SID"),
+		TwilioToken:   getenv("TWILIO_AUTH_TOKEN"),
+		TwilioFrom:    getenv("TWILIO_FROM"),
+		TwilioAPIURL:  getenv("TWILIO_API_URL"),
+		LogLevel:      or("HERALD_LOG_LEVEL", "info"),
+		LogFormat:     or("HERALD_LOG_FORMAT", "json"),
+	}
+	var errs []error
+	lag, err := time.ParseDuration(or("HERALD_READY_MAX_LAG", "60s"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("HERALD_READY_MAX_LAG: %w", err))
+	}
+	c.ReadyMaxLag = lag
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate lists every problem with the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("DATABASE_URL: %v", err))
+	}
+	if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		errs = append(errs, fmt.Errorf("REDIS_URL: %v", err))
+	}
+	if c.PublicBaseURL != "" {
+		if u, err := url.Parse(c.PublicBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("PUBLIC_BASE_URL: %q is not an absolute http(s) URL", c.PublicBaseURL))
+		}
+	}
+	if c.TwilioAPIURL != "" {
+		if u, err := url.Parse(c.TwilioAPIURL); err != nil || u.Host == "" {
+			errs = append(errs, fmt.Errorf("TWILIO_API_URL: %q is not an absolute URL", c.TwilioAPIURL))
+		}
+	}
+	if (c.TwilioSID == "") != (c.TwilioToken == "") {
+		errs = append(errs, errors.New("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN: set both or neither"))
+	}
+	if c.TwilioSID != "" && !strings.HasPrefix(c.TwilioSID, "AC") {
+		errs = append(errs, fmt.Errorf("TWILIO_ACCOUNT_SID: %q does not start with AC", c.TwilioSID))
+	}
+	for _, entry := range strings.Split(c.APIKeys, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		if key, role, ok := strings.Cut(entry, ":"); ok && (key == "" || (role != "admin" && role != "read")) {
+			errs = append(errs, fmt.Errorf("HERALD_API_KEYS: %q must be key or key:admin or key:read", entry))
+		}
+	}
+	if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, fmt.Errorf("HERALD_LOG_LEVEL: %v", err))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "console" {
+		errs = append(errs, fmt.Errorf("HERALD_LOG_FORMAT: %q must be json or console", c.LogFormat))
+	}
+	if c.ReadyMaxLag < 0 {
+		errs = append(errs, errors.New("HERALD_READY_MAX_LAG: must be ≥ 0"))
+	}
+	if strings.ContainsAny(c.RedisPrefix, " \t") {
+		errs = append(errs, fmt.Errorf("HERALD_REDIS_PREFIX: %q has white space", c.RedisPrefix))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("HERALD_ADDR: %q is not host:port", c.Addr))
+	}
+	return errors.Join(errs...)
+}
