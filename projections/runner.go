@@ -31,6 +31,9 @@ type Config struct {
 	RoundBudget time.Duration
 	// MaxBackoff caps the pause after a transient failure.
 	MaxBackoff time.Duration
+	// ResubscribeDelay is the pause before subscribing again after a subscription ended
+	// (Redis restarted or lost the consumer group).
+	ResubscribeDelay time.Duration
 	// Consumer names this process in the consumer groups (stable names make XINFO readable).
 	Consumer  string
 	Transport transport.Config
@@ -46,17 +49,20 @@ func (c Config) withDefaults() Config {
 	if c.PollInterval == 0 {
 		c.PollInterval = time.Second
 	}
+	c.Transport = c.Transport.WithDefaults()
 	if c.RoundBudget == 0 {
-		c.RoundBudget = 5 * time.Second
+		c.RoundBudget = min(5*time.Second, c.Transport.MaxIdleTime/4)
 	}
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = 30 * time.Second
+	}
+	if c.ResubscribeDelay == 0 {
+		c.ResubscribeDelay = 500 * time.Millisecond
 	}
 	if c.Consumer == "" {
 		host, _ := os.Hostname()
 		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
-	c.Transport = c.Transport.WithDefaults()
 	return c
 }
 
@@ -324,7 +330,7 @@ func (w *worker) doorbellLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(cfg.PollInterval):
+		case <-time.After(cfg.ResubscribeDelay):
 		}
 		w.poke() // whatever rang while unsubscribed
 	}

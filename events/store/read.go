@@ -150,3 +150,19 @@ ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TxID, &cp.
 	}
 	return cp, nil
 }
+
+// Last returns the checkpoint of the newest committed event, whether or not readers can see it
+// yet (an older transaction may still be open). Waiting until a consumer passes it means
+// waiting until the consumer has everything committed so far.
+func Last(ctx context.Context, q Querier) (Checkpoint, error) {
+	var cp Checkpoint
+	err := q.QueryRow(ctx, `SELECT transaction_id, global_position FROM events
+ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TxID, &cp.Position)
+	if err == pgx.ErrNoRows {
+		return Checkpoint{}, nil
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("read last event: %w", err)
+	}
+	return cp, nil
+}

@@ -1,0 +1,139 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"herald/events"
+	"herald/events/store"
+	"herald/schema/schematest"
+)
+
+// counter is a test projection that records how often each event was applied, so a test can
+// check "every event exactly once".
+type counter struct {
+	name    string
+	handles []string
+	// failOn makes Apply fail for these event ids (poison or transient, per poison).
+	failOn map[uuid.UUID]bool
+	poison bool
+	// onApply, if set, runs before each apply (failpoints).
+	onApply func(env events.Envelope)
+}
+
+func (c *counter) Name() string      { return c.name }
+func (c *counter) Handles() []string { return c.handles }
+func (c *counter) Tables() []string  { return []string{c.name + "_applied"} }
+
+func (c *counter) Apply(_ context.Context, tx Tx, env events.Envelope, _ events.Event) error {
+	if c.onApply != nil {
+		c.onApply(env)
+	}
+	if c.failOn[env.EventID] {
+		if c.poison {
+			return Poison(fmt.Errorf("refusing %s", env.EventID))
+		}
+		return fmt.Errorf("transient trouble with %s", env.EventID)
+	}
+	tx.Queue(`INSERT INTO `+c.name+`_applied (event_id, n) VALUES ($1, 1)
+ON CONFLICT (event_id) DO UPDATE SET n = `+c.name+`_applied.n + 1`, env.EventID)
+	return nil
+}
+
+func newCounter(t testing.TB, pool *pgxpool.Pool, name string) *counter {
+	_, err := pool.Exec(context.Background(), `CREATE TABLE `+name+`_applied (event_id uuid PRIMARY KEY, n int NOT NULL)`)
+	require.NoError(t, err)
+	return &counter{name: name, handles: events.DefaultRegistry().Types()}
+}
+
+// counts returns how many distinct events were applied and whether any was applied twice.
+func counts(t testing.TB, pool *pgxpool.Pool, c *counter) (distinct, doubled int) {
+	require.NoError(t, pool.QueryRow(context.Background(),
+		`SELECT count(*), count(*) FILTER (WHERE n <> 1) FROM `+c.name+`_applied`).Scan(&distinct, &doubled))
+	return distinct, doubled
+}
+
+func newStore(t testing.TB, db *schematest.Schema) *store.Store {
+	s, err := store.New(db.Pool, store.Config{})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func record(t testing.TB, stream string, e events.Event) events.Record {
+	r, err := events.NewRecord(uuid.New(), stream, e, events.Metadata{Actor: "test"})
+	require.NoError(t, err)
+	return r
+}
+
+func phone(i int) string { return fmt.Sprintf("+1415555%04d", i) }
+
+// mixedWorkload appends a realistic mix of user events for n users: creation, merges with
+// deletions, replacements, consent flips and topic changes, interleaved across users and
+// written through both the group-commit and the bulk path.
+func mixedWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	var bulk []events.Record
+	for i := 0; i < n; i++ {
+		bulk = append(bulk, record(t, events.UserStream(phone(i)), events.UserCreated{
+			Phone: phone(i), Consent: events.ConsentOptIn, Source: "test", Locale: "es-PE", Timezone: "America/Lima",
+			Attributes: map[string]any{"name": fmt.Sprintf("user %d", i), "tier": rng.IntN(3), "tags": []any{"a", "b"}},
+		}))
+	}
+	res, err := s.AppendBulk(ctx, bulk)
+	require.NoError(t, err)
+	total := res.Appended
+	topics := []string{"deals", "news", "back-in-stock"}
+	for round := 0; round < 4; round++ {
+		for i := 0; i < n; i++ {
+			p := phone(i)
+			var e events.Event
+			switch rng.IntN(6) {
+			case 0:
+				e = events.UserAttributesChanged{Phone: p, Mode: events.AttributesMerge, Source: "test",
+					Attributes: map[string]any{"tier": rng.IntN(5), "name": nil, "round": round}}
+			case 1:
+				loc := "en-US"
+				e = events.UserAttributesChanged{Phone: p, Mode: events.AttributesReplace, Source: "test", Locale: &loc,
+					Attributes: map[string]any{"only": round}}
+			case 2:
+				consent := events.ConsentOptOut
+				if rng.IntN(2) == 0 {
+					consent = events.ConsentOptIn
+				}
+				e = events.UserConsentChanged{Phone: p, Consent: consent, Source: "inbound", Reason: "STOP"}
+			case 3, 4:
+				e = events.UserSubscribed{Phone: p, Topic: topics[rng.IntN(3)], Source: "api"}
+			default:
+				e = events.UserUnsubscribed{Phone: p, Topic: topics[rng.IntN(3)], Source: "api"}
+			}
+			_, err := s.Append(ctx, events.UserStream(p), store.AnyVersion, record(t, events.UserStream(p), e))
+			require.NoError(t, err)
+			total++
+		}
+	}
+	return total
+}
+
+func quietLog() zerolog.Logger { return zerolog.Nop() }
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: "+msg, append([]any{within}, args...)...)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
