@@ -137,12 +137,13 @@ func (r *Relay) setStatus(f func(*Status)) {
 func (r *Relay) Run(ctx context.Context) error {
 	for {
 		err := r.lead(ctx)
+		r.setStatus(func(s *Status) { s.Leader = false })
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
 			r.log.Error().Err(err).Msg("relay stopped; retrying")
-			r.setStatus(func(s *Status) { s.Leader = false; s.LastError = err.Error() })
+			r.setStatus(func(s *Status) { s.LastError = err.Error() })
 		}
 		select {
 		case <-ctx.Done():
