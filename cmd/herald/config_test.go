@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfig(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantErr []string // every problem is named, all at once
+	}{
+		{name: "defaults", env: map[string]string{}},
+		{name: "full", env: map[string]string{
+			"DATABASE_URL": "postgres://u:p@db:5432/h", "REDIS_URL": "redis://r:6379/1", "HERALD_ADDR": "0.0.0.0:9000",
+			"HERALD_API_KEYS": "k1, k2:read, k3:admin", "PUBLIC_BASE_URL": "https://herald.example.com",
+			"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok", "HERALD_LOG_FORMAT": "console"}},
+		{name: "every problem at once", env: map[string]string{
+			"DATABASE_URL": "postgres://%zz", "REDIS_URL": "http://nope", "HERALD_ADDR": "8080",
+			"HERALD_API_KEYS": "k1:root", "PUBLIC_BASE_URL": "herald.example.com", "TWILIO_ACCOUNT_SID": "XX1",
+			"HERALD_LOG_LEVEL": "loud", "HERALD_READY_MAX_LAG": "soon"},
+			wantErr: []string{"DATABASE_URL", "REDIS_URL", "HERALD_ADDR", "HERALD_API_KEYS", "PUBLIC_BASE_URL",
+				"TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID: \"XX1\"", "HERALD_LOG_LEVEL", "HERALD_READY_MAX_LAG"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := loadConfig(env(tc.env))
+			if len(tc.wantErr) == 0 {
+				require.NoError(t, err)
+				assert.NotEmpty(t, cfg.DatabaseURL)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tc.wantErr {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
+}
+
+func TestUnreachableDependenciesFailWithOneLineNamingTheSetting(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, setting string
+		env           map[string]string
+	}{
+		{"postgres", "DATABASE_URL", map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/herald?sslmode=disable&connect_timeout=2"}},
+		{"redis", "REDIS_URL", map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "REDIS_URL": "redis://127.0.0.1:1/0"}},
+		{"bad roles", "--roles", map[string]string{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"serve"}
+			if tc.name == "bad roles" {
+				args = append(args, "--roles=api,sorcery")
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, env(tc.env), &stdout, &stderr)
+			require.Error(t, err)
+			line := oneLine(err)
+			assert.NotContains(t, line, "\n")
+			assert.Contains(t, line, tc.setting)
+		})
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"launch"}, env(nil), &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, stderr.String(), "usage: herald")
+}
