@@ -44,6 +44,8 @@ func Catalogue() []Definition {
 		{Type: TypeUserConsentChanged, Version: 1, New: func() Event { return &UserConsentChanged{} }},
 		{Type: TypeUserSubscribed, Version: 1, New: func() Event { return &UserSubscribed{} }},
 		{Type: TypeUserUnsubscribed, Version: 1, New: func() Event { return &UserUnsubscribed{} }},
+		{Type: TypeUserMessageReceived, Version: 1, New: func() Event { return &UserMessageReceived{} }},
+		{Type: TypeMessageStatusReceived, Version: 1, New: func() Event { return &MessageStatusReceived{} }},
 	}
 }
 

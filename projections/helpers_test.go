@@ -93,6 +93,9 @@ func mixedWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
 	require.NoError(t, err)
 	total := res.Appended
 	topics := []string{"deals", "news", "back-in-stock"}
+	statuses := []string{events.StatusQueued, events.StatusSent, events.StatusDelivered, events.StatusRead,
+		events.StatusFailed, events.StatusUndelivered}
+	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	for round := 0; round < 4; round++ {
 		for i := 0; i < n; i++ {
 			p := phone(i)
@@ -119,6 +122,20 @@ func mixedWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
 			_, err := s.Append(ctx, events.UserStream(p), store.AnyVersion, record(t, events.UserStream(p), e))
 			require.NoError(t, err)
 			total++
+			// An inbound message and, for a message sent to them, a status callback.
+			sid := fmt.Sprintf("SM%030d%02d", i, round)
+			at := base.Add(time.Duration(rng.IntN(86400)) * time.Second)
+			in := events.UserMessageReceived{Phone: p, MessageSID: sid, Body: "hola", ReceivedAt: at,
+				TimestampSource: events.TimestampFromServer, Raw: map[string][]string{"Body": {"hola"}, "MessageSid": {sid}}}
+			_, err = s.Append(ctx, events.UserStream(p), store.AnyVersion, record(t, events.UserStream(p), in))
+			require.NoError(t, err)
+			out := fmt.Sprintf("SM%030d%02d", i, 10+rng.IntN(3)) // several callbacks per provider message
+			code := 30003
+			st := events.MessageStatusReceived{MessageSID: out, Status: statuses[rng.IntN(len(statuses))], Phone: p,
+				ErrorCode: &code, ReceivedAt: at, TimestampSource: events.TimestampFromServer, Raw: map[string][]string{"MessageSid": {out}}}
+			_, err = s.Append(ctx, events.ReceiptStream(out), store.AnyVersion, record(t, events.ReceiptStream(out), st))
+			require.NoError(t, err)
+			total += 2
 		}
 	}
 	return total

@@ -16,7 +16,7 @@ func (Users) Name() string     { return "users" }
 func (Users) Tables() []string { return []string{"users"} }
 func (Users) Handles() []string {
 	return []string{events.TypeUserCreated, events.TypeUserAttributesChanged, events.TypeUserConsentChanged,
-		events.TypeUserSubscribed, events.TypeUserUnsubscribed}
+		events.TypeUserSubscribed, events.TypeUserUnsubscribed, events.TypeUserMessageReceived}
 }
 
 const (
@@ -37,6 +37,9 @@ WHERE phone = $1`
 	sqlUserConsent = `UPDATE users SET consent = $2, consent_source = $3, updated_at = $4, version = $5 WHERE phone = $1`
 
 	sqlUserTouch = `UPDATE users SET updated_at = $2, version = $3 WHERE phone = $1`
+
+	// The WhatsApp 24-hour window runs from the latest inbound message.
+	sqlUserInbound = `UPDATE users SET last_inbound_at = greatest(last_inbound_at, $2), updated_at = $3, version = $4 WHERE phone = $1`
 )
 
 func (Users) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
@@ -59,6 +62,8 @@ func (Users) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event
 		tx.Queue(sqlUserTouch, e.Phone, env.RecordedAt, env.StreamVersion)
 	case *events.UserUnsubscribed:
 		tx.Queue(sqlUserTouch, e.Phone, env.RecordedAt, env.StreamVersion)
+	case *events.UserMessageReceived:
+		tx.Queue(sqlUserInbound, e.Phone, e.ReceivedAt, env.RecordedAt, env.StreamVersion)
 	default:
 		return Poison(fmt.Errorf("users: unexpected %T", e))
 	}
@@ -102,5 +107,5 @@ func (Subscriptions) Apply(_ context.Context, tx Tx, env events.Envelope, e even
 
 // All returns Herald's projections, in the order they are started and rebuilt.
 func All() []Projection {
-	return []Projection{Users{}, Subscriptions{}}
+	return []Projection{Users{}, Subscriptions{}, InboundMessages{}, DeliveryReceipts{}}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"herald/events"
 )
 
 // Config configures the HTTP server.
@@ -101,7 +103,8 @@ func correlation(log zerolog.Logger) mux.MiddlewareFunc {
 			}
 			w.Header().Set(CorrelationHeader, id)
 			l := log.With().Str("correlation_id", id).Logger()
-			next.ServeHTTP(w, r.WithContext(l.WithContext(r.Context())))
+			ctx := events.WithCorrelationID(l.WithContext(r.Context()), id)
+			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
 }

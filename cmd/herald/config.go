@@ -52,13 +52,17 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RedisPrefix:   or("HERALD_REDIS_PREFIX", defaultRedisPrefix),
 		Addr:          or("HERALD_ADDR", defaultAddr),
 		APIKeys:       getenv("HERALD_API_KEYS"),
-		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
+		PublicBaseURL: strings.TrimRight(getenv("PUBLIC_BASE_URL"), "/"),
 		TwilioSID:     getenv("TWILIO_ACCOUNT_SID"),
 		TwilioToken:   getenv("TWILIO_AUTH_TOKEN"),
 		TwilioFrom:    getenv("TWILIO_FROM"),
 		TwilioAPIURL:  getenv("TWILIO_API_URL"),
 		LogLevel:      or("HERALD_LOG_LEVEL", "info"),
 		LogFormat:     or("HERALD_LOG_FORMAT", "json"),
+	}
+	if c.PublicBaseURL == "" {
+		// Twilio signs the URL it calls; locally (with the simulator) that is Herald itself.
+		c.PublicBaseURL = "http://" + c.Addr
 	}
 	var errs []error
 	lag, err := time.ParseDuration(or("HERALD_READY_MAX_LAG", "60s"))

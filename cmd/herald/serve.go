@@ -12,10 +12,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
 
+	"herald/commands"
 	"herald/events"
 	"herald/events/relay"
+	"herald/events/store"
 	"herald/events/transport"
+	"herald/handlers/twilio"
 	"herald/projections"
 	"herald/web"
 )
@@ -124,18 +128,28 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		health.Projections = runner.Status
 		components = append(components, component{"projections", runner.Run})
 	}
+	// Every role serves /healthz, /readyz and /metrics; the api role adds the webhooks (and,
+	// in later issues, /v1 and the UI).
+	srv, err := web.NewServer(web.Config{Addr: cfg.Addr}, health, reg, reg, log)
+	if err != nil {
+		return err
+	}
 	if roles[roleAPI] {
-		srv, err := web.NewServer(web.Config{Addr: cfg.Addr}, health, reg, reg, log)
+		es, err := store.New(pool, store.Config{})
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("HERALD_ADDR: cannot listen on %s: %w", cfg.Addr, err)
+		defer es.Close()
+		if err := registerWebhooks(srv, cfg, es, registry, reg, log); err != nil {
+			return err
 		}
-		log.Info().Str("url", "http://"+ln.Addr().String()+"/").Msg("HTTP server listening")
-		components = append(components, component{"http", func(ctx context.Context) error { return srv.Serve(ctx, ln) }})
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("HERALD_ADDR: cannot listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info().Str("url", "http://"+ln.Addr().String()+"/").Msg("HTTP server listening")
+	components = append(components, component{"http", func(ctx context.Context) error { return srv.Serve(ctx, ln) }})
 
 	log.Info().Strs("roles", keys(roles)).Str("schema", schemaName).Msg("herald starting")
 	ctx, cancel := context.WithCancel(ctx)
@@ -169,4 +183,28 @@ func keys(m map[string]bool) []string {
 		}
 	}
 	return out
+}
+
+// registerWebhooks mounts Twilio's webhooks. Without TWILIO_AUTH_TOKEN no signature can be
+// checked, so they are left out (and say so) rather than accepting unsigned requests.
+func registerWebhooks(srv *web.Server, cfg Config, es *store.Store, registry *events.Registry,
+	reg prometheus.Registerer, log zerolog.Logger) error {
+	if cfg.TwilioToken == "" {
+		log.Warn().Msg("TWILIO_AUTH_TOKEN is not set: the Twilio webhooks are disabled")
+		return nil
+	}
+	m, err := twilio.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	wh, err := twilio.New(twilio.Config{PublicBaseURL: cfg.PublicBaseURL, AuthToken: cfg.TwilioToken},
+		commands.NewReceiveInboundHandler(es, registry, commands.Replies{}),
+		commands.NewRecordStatusHandler(es, registry), m)
+	if err != nil {
+		return err
+	}
+	wh.Register(srv.Router())
+	log.Info().Str("inbound", cfg.PublicBaseURL+twilio.InboundPath).Str("status", cfg.PublicBaseURL+twilio.StatusPath).
+		Msg("Twilio webhooks ready")
+	return nil
 }

@@ -267,12 +267,15 @@ func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (A
 		if rbErr := sp.Rollback(ctx); rbErr != nil {
 			return AppendResult{}, rbErr
 		}
-		constraint, unique := isUniqueViolation(err)
-		switch {
-		case err != nil && !unique:
+		if _, unique := isUniqueViolation(err); err != nil && !unique {
 			return AppendResult{}, err
-		case unique && constraint == "events_event_id_key":
-			return duplicateResult(ctx, tx, req)
+		}
+		// Refused: a stored event id (whichever constraint fired first) makes it a
+		// duplicate or a reuse; otherwise the stream moved.
+		res, dup, err := duplicateResult(ctx, tx, req)
+		switch {
+		case err != nil || dup:
+			return res, err
 		case req.expected == AnyVersion && attempt < maxAnyRetries:
 			continue // another writer took the version we computed: read the head again
 		default:
@@ -287,9 +290,11 @@ FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r
 LEFT JOIN events e ON e.event_id = r.event_id
 ORDER BY r.ord`
 
-// duplicateResult answers a request whose event id is already stored: the original positions
-// when every record is there unchanged, else an *EventIDReusedError naming the ids.
-func duplicateResult(ctx context.Context, q Querier, req *appendRequest) (AppendResult, error) {
+// duplicateResult looks for the request's event ids among the stored events. None stored:
+// dup is false (the refusal was a version conflict). All stored unchanged: the original
+// positions, as an idempotent success. Otherwise an *EventIDReusedError naming the ids stored
+// with another payload, or missing beside stored ones.
+func duplicateResult(ctx context.Context, q Querier, req *appendRequest) (res AppendResult, dup bool, err error) {
 	var ids, streams, types, data []string
 	for _, r := range req.recs {
 		ids = append(ids, r.EventID.String())
@@ -299,12 +304,13 @@ func duplicateResult(ctx context.Context, q Querier, req *appendRequest) (Append
 	}
 	rows, err := q.Query(ctx, sqlCompare, ids, streams, types, data)
 	if err != nil {
-		return AppendResult{}, fmt.Errorf("compare duplicate: %w", err)
+		return AppendResult{}, false, fmt.Errorf("compare duplicate: %w", err)
 	}
 	defer rows.Close()
 	got := make(map[uuid.UUID]Checkpoint, len(ids))
 	var (
 		reused  []uuid.UUID
+		stored  int
 		version int
 	)
 	for rows.Next() {
@@ -316,7 +322,10 @@ func duplicateResult(ctx context.Context, q Querier, req *appendRequest) (Append
 			same bool
 		)
 		if err := rows.Scan(&id, &pos, &txid, &ver, &same); err != nil {
-			return AppendResult{}, err
+			return AppendResult{}, false, err
+		}
+		if pos != nil {
+			stored++
 		}
 		if !same {
 			reused = append(reused, id)
@@ -326,10 +335,13 @@ func duplicateResult(ctx context.Context, q Querier, req *appendRequest) (Append
 		version = max(version, *ver)
 	}
 	if err := rows.Err(); err != nil {
-		return AppendResult{}, err
+		return AppendResult{}, false, err
+	}
+	if stored == 0 {
+		return AppendResult{}, false, nil
 	}
 	if len(reused) > 0 {
-		return AppendResult{}, &EventIDReusedError{EventIDs: reused}
+		return AppendResult{}, true, &EventIDReusedError{EventIDs: reused}
 	}
-	return resultOf(req.recs, got, version, true), nil
+	return resultOf(req.recs, got, version, true), true, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -165,4 +166,37 @@ ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).Scan(&cp.TxID, &cp.
 		return Checkpoint{}, fmt.Errorf("read last event: %w", err)
 	}
 	return cp, nil
+}
+
+// StreamVersion returns the version of the stream's last event (0 for an empty stream).
+func StreamVersion(ctx context.Context, q Querier, streamID string) (int, error) {
+	var v int
+	if err := q.QueryRow(ctx, `SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1`, streamID).Scan(&v); err != nil {
+		return 0, fmt.Errorf("version of %s: %w", streamID, err)
+	}
+	return v, nil
+}
+
+// ReadStreamTypes returns the events of one stream that have one of the given types, in
+// stream order: a decision that needs only some facts of a long stream reads only those.
+func ReadStreamTypes(ctx context.Context, q Querier, streamID string, types []string) ([]events.Envelope, error) {
+	rows, err := q.Query(ctx, `SELECT `+envelopeColumns+` FROM events
+WHERE stream_id = $1 AND type = ANY($2::text[]) ORDER BY stream_version`, streamID, types)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	evs, err := scanEnvelopes(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// Exists reports whether an event id is stored.
+func Exists(ctx context.Context, q Querier, eventID uuid.UUID) (bool, error) {
+	var ok bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE event_id = $1)`, eventID).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up event %s: %w", eventID, err)
+	}
+	return ok, nil
 }

@@ -1,0 +1,159 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"herald/events"
+	"herald/events/store"
+)
+
+// ReceiveInbound records an inbound WhatsApp message and what its keyword changes.
+type ReceiveInbound struct {
+	Message  events.UserMessageReceived
+	Metadata events.Metadata
+}
+
+// InboundResult says what was recorded and what to answer.
+type InboundResult struct {
+	// Reply is the confirmation to send back in the TwiML ("" for none).
+	Reply string
+	// Duplicate is true when this MessageSid was already recorded (a webhook retry).
+	Duplicate bool
+	// Checkpoint is where the events landed, for read-your-writes.
+	Checkpoint store.Checkpoint
+}
+
+// ReceiveInboundHandler handles ReceiveInbound.
+type ReceiveInboundHandler struct {
+	store    *store.Store
+	registry *events.Registry
+	replies  Replies
+}
+
+// NewReceiveInboundHandler wires the handler.
+func NewReceiveInboundHandler(s *store.Store, registry *events.Registry, replies Replies) *ReceiveInboundHandler {
+	return &ReceiveInboundHandler{store: s, registry: registry, replies: replies.withDefaults()}
+}
+
+// maxConflictRetries bounds how often a command decides again after a concurrent write.
+const maxConflictRetries = 10
+
+// InboundEventID is the idempotency key of an inbound message: its MessageSid.
+func InboundEventID(messageSID string) uuid.UUID {
+	return inboundEventID(messageSID, keyMessage)
+}
+
+// inboundEventID derives the id of each event an inbound message causes from its MessageSid.
+func inboundEventID(messageSID, key string) uuid.UUID {
+	return events.DeterministicID("twilio-inbound", messageSID, key)
+}
+
+// Keys of the events an inbound message can cause.
+const (
+	keyCreated      = "created"
+	keyMessage      = "message"
+	keyConsent      = "consent"
+	keySubscribed   = "subscribed"
+	keyUnsubscribed = "unsubscribed"
+)
+
+// Handle appends, in one atomic append to the sender's stream: the user's creation if the
+// number is new (consent as the keyword leaves it: a plain message opts nobody in), the message
+// itself, and the consent and subscription changes its keyword asks for. A MessageSid already
+// recorded is a duplicate: nothing is appended and the same reply is given.
+func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) (InboundResult, error) {
+	msg := cmd.Message
+	kw := Keyword{Command: msg.Command, Word: msg.Keyword, Topic: msg.Topic}
+	inboundID := InboundEventID(msg.MessageSID)
+	stream := events.UserStream(msg.Phone)
+	for attempt := 0; attempt < maxConflictRetries; attempt++ {
+		dup, err := store.Exists(ctx, h.store.Pool(), inboundID)
+		if err != nil {
+			return InboundResult{}, err
+		}
+		if dup {
+			return InboundResult{Duplicate: true, Reply: h.replies.For(kw, msg.OptOutType)}, nil
+		}
+		st, err := loadUser(ctx, h.store.Pool(), h.registry, msg.Phone)
+		if err != nil {
+			return InboundResult{}, err
+		}
+		decided := decideInbound(st, msg, kw)
+		recs := make([]events.Record, 0, len(decided))
+		for _, d := range decided {
+			rec, err := events.NewRecord(inboundEventID(msg.MessageSID, d.key), stream, d.event, cmd.Metadata)
+			if err != nil {
+				return InboundResult{}, err
+			}
+			recs = append(recs, rec)
+		}
+		res, err := h.store.Append(ctx, stream, st.version, recs...)
+		switch {
+		case err == nil:
+			return InboundResult{Reply: h.replies.For(kw, msg.OptOutType), Checkpoint: res.Checkpoint, Duplicate: res.Duplicate}, nil
+		case errors.Is(err, store.ErrConcurrency), errors.Is(err, store.ErrEventIDReused):
+			// Another write to this user, or a concurrent delivery of the same message with
+			// another receive time: look again.
+			continue
+		default:
+			return InboundResult{}, fmt.Errorf("record inbound %s: %w", msg.MessageSID, err)
+		}
+	}
+	return InboundResult{}, fmt.Errorf("record inbound %s: %w after %d attempts", msg.MessageSID, store.ErrConcurrency, maxConflictRetries)
+}
+
+// decision is one event to append and the key its id derives from.
+type decision struct {
+	key   string
+	event events.Event
+}
+
+// decideInbound is the pure decision: what an inbound message does to a user.
+func decideInbound(st userState, msg events.UserMessageReceived, kw Keyword) []decision {
+	var out []decision
+	consent := st.consent
+	if !st.exists {
+		attrs := map[string]any{}
+		if msg.ProfileName != "" {
+			attrs["profile_name"] = msg.ProfileName
+		}
+		out = append(out, decision{keyCreated, events.UserCreated{Phone: msg.Phone, Attributes: attrs,
+			Consent: events.ConsentOptOut, Source: "inbound"}})
+		consent = events.ConsentOptOut
+	}
+	if msg.Raw == nil {
+		msg.Raw = map[string][]string{}
+	}
+	out = append(out, decision{keyMessage, msg})
+
+	setConsent := func(to, reason string) {
+		if consent == to {
+			return
+		}
+		out = append(out, decision{keyConsent, events.UserConsentChanged{Phone: msg.Phone, Consent: to,
+			Source: "inbound", Reason: reason}})
+		consent = to
+	}
+	reason := fmt.Sprintf("keyword %s in %s", kw.Word, msg.MessageSID)
+	switch kw.Command {
+	case events.CommandStop:
+		setConsent(events.ConsentOptOut, reason)
+	case events.CommandStart:
+		setConsent(events.ConsentOptIn, reason)
+	case events.CommandSubscribe:
+		if !st.topics[kw.Topic] {
+			out = append(out, decision{keySubscribed, events.UserSubscribed{Phone: msg.Phone, Topic: kw.Topic, Source: "inbound"}})
+		}
+		// Asking for a topic is an explicit request to receive messages.
+		setConsent(events.ConsentOptIn, fmt.Sprintf("SUBSCRIBE %s in %s", kw.Topic, msg.MessageSID))
+	case events.CommandUnsubscribe:
+		if st.topics[kw.Topic] {
+			out = append(out, decision{keyUnsubscribed, events.UserUnsubscribed{Phone: msg.Phone, Topic: kw.Topic, Source: "inbound"}})
+		}
+	}
+	return out
+}
