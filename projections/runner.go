@@ -150,9 +150,12 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	for _, w := range r.workers {
-		wg.Add(2)
+		wg.Add(1)
 		go func() { defer wg.Done(); w.applyLoop(ctx) }()
-		go func() { defer wg.Done(); w.doorbellLoop(ctx) }()
+		if r.redisOpts != nil { // without Redis the runner polls every PollInterval
+			wg.Add(1)
+			go func() { defer wg.Done(); w.doorbellLoop(ctx) }()
+		}
 	}
 	wg.Wait()
 	return nil
