@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,9 @@ import (
 
 // ChannelPrefix is how Twilio writes WhatsApp addresses: whatsapp:+E164.
 const ChannelPrefix = "whatsapp:"
+
+// e164 is the syntax of an E.164 number.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // maxSIDLength bounds a MessageSid (Twilio's are 34 characters).
 const maxSIDLength = 64
@@ -168,7 +172,12 @@ func ParseStatus(form url.Values, query url.Values, idempotencyToken string, now
 	if err := errors.Join(errs...); err != nil {
 		return events.MessageStatusReceived{}, err
 	}
-	phone, _ := NormalizeAddress(form.Get("To")) // informative; a callback is kept even without it
+	// The recipient is a number Herald sent to, so a syntactic E.164 check is enough here (the
+	// full libphonenumber validation costs more than the rest of the callback).
+	phone := strings.TrimPrefix(strings.TrimSpace(form.Get("To")), ChannelPrefix)
+	if !e164.MatchString(phone) {
+		phone = "" // informative only: a callback is kept even without it
+	}
 	msg := form.Get("ErrorMessage")
 	if msg == "" {
 		msg = form.Get("ChannelStatusMessage")

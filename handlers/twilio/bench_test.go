@@ -1,0 +1,161 @@
+package twilio_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"herald/commands"
+	"herald/events"
+	"herald/events/store"
+	"herald/handlers/twilio"
+	"herald/projections"
+	"herald/schema/schematest"
+)
+
+// BenchmarkWebhooks drives signed webhooks over real loopback HTTP from 64 concurrent
+// connections; each request is durably stored before its 200. It reports throughput, p50/p99
+// latency, CPU per request (server and load generator share the process and the 2 cores), and
+// how long the projections take to catch up once the load stops.
+//
+//	HERALD_BENCH_FULL=1 go test -run '^$' -bench BenchmarkWebhooks -benchtime=1x ./handlers/twilio/
+func BenchmarkWebhooks(b *testing.B) {
+	requests := 10_000
+	if os.Getenv("HERALD_BENCH_FULL") != "" {
+		requests = 60_000
+	}
+	for _, kind := range []string{"status", "inbound"} {
+		b.Run(kind, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				runWebhookLoad(b, kind, requests, 64)
+			}
+		})
+	}
+}
+
+func runWebhookLoad(b *testing.B, kind string, requests, conns int) {
+	db := schematest.NewWithOptions(b, schematest.Options{MaxConns: 32})
+	s, err := store.New(db.Pool, store.Config{})
+	require.NoError(b, err)
+	defer s.Close()
+	reg := events.DefaultRegistry()
+	wh, err := twilio.New(twilio.Config{PublicBaseURL: publicBase, AuthToken: authToken},
+		commands.NewReceiveInboundHandler(s, reg, commands.Replies{}), commands.NewRecordStatusHandler(s, reg), nil)
+	require.NoError(b, err)
+	router := mux.NewRouter()
+	wh.Register(router)
+	srv := httptest.NewServer(router)
+	defer srv.Close()
+
+	// The projections run alongside, polling (the relay's doorbells are measured elsewhere).
+	runner, err := projections.NewRunner(projections.Config{PollInterval: 50 * time.Millisecond}, db.Pool, reg, nil,
+		projections.All(), zerolog.Nop(), nil)
+	require.NoError(b, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = runner.Run(ctx) }()
+
+	// Pre-sign every request so the generator spends its time sending.
+	path := twilio.StatusPath
+	if kind == "inbound" {
+		path = twilio.InboundPath
+	}
+	bodies := make([]string, requests)
+	sigs := make([]string, requests)
+	rng := rand.New(rand.NewPCG(1, 2))
+	statuses := []string{"sent", "delivered", "read"}
+	for i := range bodies {
+		var form url.Values
+		if kind == "inbound" {
+			phone := fmt.Sprintf("+1415555%04d", rng.IntN(10_000))
+			form = inbound(fmt.Sprintf("SM%032d", i), phone, []string{"hola", "STOP", "START", "SUBSCRIBE deals", "¿precio?"}[rng.IntN(5)])
+		} else {
+			// Three callbacks per message (sent, delivered, read), 2% of them delivered twice.
+			st := statuses[i%3]
+			if rng.IntN(50) == 0 {
+				st = statuses[max(0, i%3-1)]
+			}
+			form = url.Values{"MessageSid": {fmt.Sprintf("SM%032d", i/3)}, "MessageStatus": {st},
+				"To": {"whatsapp:+14155552671"}, "AccountSid": {"ACtest"}, "ChannelPrefix": {"whatsapp"}}
+		}
+		bodies[i] = form.Encode()
+		sigs[i] = twilio.Sign(authToken, publicBase+path, form)
+	}
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}, Timeout: 30 * time.Second}
+	latencies := make([]time.Duration, requests)
+	var next, failures atomic.Int64
+	cpuBefore := cpuTime()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := 0; c < conns; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= requests {
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(bodies[i]))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set(twilio.SignatureHeader, sigs[i])
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				latencies[i] = time.Since(t0)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					failures.Add(1)
+				}
+				if resp != nil {
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpuBefore
+	require.Zero(b, failures.Load(), "every webhook answered 200")
+
+	stopped := time.Now()
+	last, err := store.Last(context.Background(), db.Pool)
+	require.NoError(b, err)
+	wait, stop := context.WithTimeout(ctx, time.Minute)
+	defer stop()
+	for _, p := range projections.All() {
+		require.NoError(b, projections.WaitFor(wait, db.Pool, p.Name(), last))
+	}
+	catchUp := time.Since(stopped)
+
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	p := func(q float64) float64 { return float64(latencies[int(q*float64(requests-1))].Microseconds()) / 1000 }
+	b.ReportMetric(float64(requests)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(p(0.50), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(requests), "cpu-µs/req")
+	b.ReportMetric(catchUp.Seconds(), "catchup-s")
+	b.Logf("%s: %d signed webhooks from %d connections in %s; projections caught up %s after the load stopped",
+		kind, requests, conns, elapsed.Round(time.Millisecond), catchUp.Round(time.Millisecond))
+}
+
+// cpuTime is this process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
