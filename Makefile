@@ -31,15 +31,12 @@ GO_FILES := git ls-files -z --cached --others --exclude-standard -- '*.go'
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
 
-build: ## build bin/herald
+build: ## build bin/herald and bin/twilio-sim
 	$(GO) build -ldflags '-X main.version=$(VERSION)' -o $(BIN) ./cmd/herald
+	$(GO) build -o bin/twilio-sim ./cmd/twilio-sim
 
-run: services build ## start PostgreSQL/Redis if needed, build, migrate, serve
-	$(BIN) migrate
-	@echo
-	@echo "Herald: http://$${HERALD_ADDR:-127.0.0.1:8080}/   (/healthz, /readyz, /metrics; Ctrl-C stops it)"
-	@echo
-	HERALD_LOG_FORMAT=$${HERALD_LOG_FORMAT:-console} exec $(BIN) serve
+run: services build ## start PostgreSQL/Redis if needed, build, migrate, serve (with the Twilio simulator when no credentials are set)
+	docker/run-dev.sh
 
 migrate: services build ## create the database if missing and apply migrations
 	$(BIN) migrate
