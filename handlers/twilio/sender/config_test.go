@@ -76,6 +76,6 @@ func TestNewNormalizes(t *testing.T) {
 	assert.Equal(t, "whatsapp:+14155238886", s.From())
 	assert.Equal(t, DefaultTimeout, s.timeout)
 	assert.Nil(t, s.base, "no TWILIO_API_URL: the SDK's own https://api.twilio.com")
-	assert.Equal(t, "https://herald.example.com/base/webhooks/twilio/status?message_id="+msgID.String()+"&attempt=12",
+	assert.Equal(t, "https://herald.example.com/base/webhooks/twilio/status?message_id="+msgID.String()+"&attempt=12"+CallbackRetryFragment,
 		s.StatusCallbackURL(msgID, 12))
 }

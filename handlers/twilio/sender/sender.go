@@ -89,8 +89,14 @@ func (s *Sender) From() string { return s.from }
 // PublicBaseURL/webhooks/twilio/status?message_id=<uuid>&attempt=<n>. Twilio signs its
 // callback with exactly this URL.
 func (s *Sender) StatusCallbackURL(id uuid.UUID, attempt int) string {
-	return s.callbackBase + "?message_id=" + id.String() + "&attempt=" + strconv.Itoa(attempt)
+	return s.callbackBase + "?message_id=" + id.String() + "&attempt=" + strconv.Itoa(attempt) + CallbackRetryFragment
 }
+
+// CallbackRetryFragment asks Twilio to retry a status callback on a connect failure, a read
+// timeout or a 5xx, up to 3 times. By default Twilio retries once and only on connect
+// failures, so a callback Herald answered 503 (Postgres unreachable) would be lost. Twilio
+// leaves the fragment out of the signature.
+const CallbackRetryFragment = "#rc=3&rp=ct,rt,5xx"
 
 // api builds the twilio-go service for one call; ct records what that call's requests saw.
 func (s *Sender) api(ctx context.Context) (*openapi.ApiService, *callTransport) {

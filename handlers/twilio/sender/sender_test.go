@@ -39,7 +39,7 @@ func TestSendRequestForm(t *testing.T) {
 			msg:  Message{MessageID: msgID, Attempt: 1, To: "+51987654321", Body: "Hola Ana"},
 			wantForm: url.Values{
 				"To": {"whatsapp:+51987654321"}, "From": {testFrom}, "Body": {"Hola Ana"},
-				"StatusCallback": {"https://herald.example.com/webhooks/twilio/status?message_id=" + msgID.String() + "&attempt=1"},
+				"StatusCallback": {"https://herald.example.com/webhooks/twilio/status?message_id=" + msgID.String() + "&attempt=1" + CallbackRetryFragment},
 			},
 		},
 		{
@@ -54,7 +54,7 @@ func TestSendRequestForm(t *testing.T) {
 				"To": {"whatsapp:+51987654321"}, "From": {"whatsapp:+15005550006"},
 				"ContentSid":       {"HX0123456789abcdef0123456789abcdef"},
 				"ContentVariables": {`{"1":"Ana \"A\"","2":"12:00"}`},
-				"StatusCallback":   {"https://herald.example.com/edge/webhooks/twilio/status?message_id=" + msgID.String() + "&attempt=3"},
+				"StatusCallback":   {"https://herald.example.com/edge/webhooks/twilio/status?message_id=" + msgID.String() + "&attempt=3" + CallbackRetryFragment},
 			},
 		},
 		{
@@ -62,7 +62,7 @@ func TestSendRequestForm(t *testing.T) {
 			msg:  Message{MessageID: msgID, Attempt: 2, To: "+51987654321", ContentSID: "HXabc"},
 			wantForm: url.Values{
 				"To": {"whatsapp:+51987654321"}, "From": {testFrom}, "ContentSid": {"HXabc"},
-				"StatusCallback": {"https://herald.example.com/webhooks/twilio/status?message_id=" + msgID.String() + "&attempt=2"},
+				"StatusCallback": {"https://herald.example.com/webhooks/twilio/status?message_id=" + msgID.String() + "&attempt=2" + CallbackRetryFragment},
 			},
 		},
 	}
@@ -580,7 +580,7 @@ func TestSendOverHTTP2(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 
 	s, err := New(Config{AccountSID: testSID, AuthToken: testToken, From: testFrom, APIURL: srv.URL,
-		PublicBaseURL: "https://herald.example.com", Timeout: 200 * time.Millisecond})
+		PublicBaseURL: "https://herald.example.com", Timeout: 30 * time.Second})
 	require.NoError(t, err)
 	s.transport.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	t.Cleanup(s.Close)
@@ -589,9 +589,13 @@ func TestSendOverHTTP2(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "SM0123456789abcdef0123456789abcdef", acc.SID)
 
+	// The connection is up now, so a short deadline times out the request, not the handshake
+	// (a loaded CI machine can take longer than a short timeout to finish TLS).
 	m := textMessage()
 	m.Body = "hang"
-	_, err = s.Send(context.Background(), m)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = s.Send(ctx, m)
 	var se *SendError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, KindAmbiguous, se.Kind, "%v", err)
