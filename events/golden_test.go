@@ -1,0 +1,204 @@
+package events_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"herald/events"
+)
+
+// Golden files pin the stored JSON of every event type: events/testdata/<type>.v<N>.json holds
+// one payload of <type> at schema version N, in the canonical form of goldenJSON (two-space
+// indent, trailing newline). A payload already stored can never change shape, so a failing golden
+// test means: write an upcaster and bump the version (keeping the old golden), never edit it.
+//
+// go test ./events -run TestGolden -update rewrites the goldens of the current versions from
+// goldenSamples; the diff is then the change to review.
+var update = flag.Bool("update", false, "rewrite events/testdata golden files from the samples")
+
+var goldenName = regexp.MustCompile(`^(.+)\.v([0-9]+)\.json$`)
+
+func goldenPath(eventType string, version int) string {
+	return filepath.Join("testdata", fmt.Sprintf("%s.v%d.json", eventType, version))
+}
+
+// goldenJSON is the one canonical form of a golden file.
+func goldenJSON(t *testing.T, e events.Event) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(e, "", "  ")
+	require.NoError(t, err)
+	return append(b, '\n')
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// goldenSamples holds one payload per catalogued type with every field set, so that each field's
+// JSON name is pinned by the golden file.
+func goldenSamples() map[string]events.Event {
+	at := time.Date(2026, 3, 14, 15, 9, 26, 535000000, time.UTC)
+	return map[string]events.Event{
+		events.TypeUserCreated: &events.UserCreated{
+			Phone:      "+51987654321",
+			Attributes: map[string]any{"first_name": "Ana", "plan": "gold", "age": 34, "vip": true, "tags": []any{"a", "b"}},
+			Locale:     "es-PE",
+			Timezone:   "America/Lima",
+			Consent:    events.ConsentOptIn,
+			Source:     "import:imp-42",
+		},
+		events.TypeUserAttributesChanged: &events.UserAttributesChanged{
+			Phone:      "+51987654321",
+			Mode:       events.AttributesMerge,
+			Attributes: map[string]any{"plan": "platinum", "nickname": nil},
+			Locale:     ptr("en-US"),
+			Timezone:   ptr("America/New_York"),
+			Source:     "api",
+		},
+		events.TypeUserConsentChanged: &events.UserConsentChanged{
+			Phone:   "+51987654321",
+			Consent: events.ConsentOptOut,
+			Source:  "inbound",
+			Reason:  "STOP",
+		},
+		events.TypeUserSubscribed: &events.UserSubscribed{
+			Phone:  "+51987654321",
+			Topic:  "promotions",
+			Source: "api",
+		},
+		events.TypeUserUnsubscribed: &events.UserUnsubscribed{
+			Phone:  "+51987654321",
+			Topic:  "promotions",
+			Source: "inbound",
+		},
+		events.TypeUserMessageReceived: &events.UserMessageReceived{
+			Phone:           "+51987654321",
+			MessageSID:      "SM0123456789abcdef0123456789abcdef",
+			AccountSID:      "AC0123456789abcdef0123456789abcdef",
+			To:              "whatsapp:+14155238886",
+			Body:            "stop please",
+			ProfileName:     "Ana",
+			WaID:            "51987654321",
+			Media:           []events.Media{{URL: "https://api.twilio.com/media/ME1", ContentType: "image/jpeg"}},
+			ButtonPayload:   "unsubscribe:promotions",
+			ButtonText:      "Unsubscribe",
+			Command:         events.CommandStop,
+			Keyword:         "STOP",
+			Topic:           "promotions",
+			OptOutType:      "STOP",
+			ReceivedAt:      at,
+			TimestampSource: events.TimestampFromServer,
+			Raw:             map[string][]string{"Body": {"stop please"}, "From": {"whatsapp:+51987654321"}},
+		},
+		events.TypeMessageStatusReceived: &events.MessageStatusReceived{
+			MessageSID:       "SM0123456789abcdef0123456789abcdef",
+			Status:           events.StatusUndelivered,
+			ErrorCode:        ptr(63016),
+			ErrorMessage:     "outside the 24 hour window",
+			Phone:            "+51987654321",
+			From:             "whatsapp:+14155238886",
+			AccountSID:       "AC0123456789abcdef0123456789abcdef",
+			MessageID:        "msg-1",
+			Attempt:          2,
+			ChannelEvent:     "READ",
+			IdempotencyToken: "tok-1",
+			ReceivedAt:       at,
+			TimestampSource:  events.TimestampFromTwilio,
+			Raw:              map[string][]string{"MessageStatus": {"undelivered"}, "ErrorCode": {"63016"}},
+		},
+	}
+}
+
+func TestGoldenSamplesSetEveryField(t *testing.T) {
+	t.Parallel()
+	samples := goldenSamples()
+	for _, d := range events.Catalogue() {
+		e, ok := samples[d.Type]
+		if !assert.True(t, ok, "goldenSamples has no sample of %s", d.Type) {
+			continue
+		}
+		assert.Equal(t, d.Type, e.EventType())
+		v := reflect.ValueOf(e).Elem()
+		for i := range v.NumField() {
+			assert.False(t, v.Field(i).IsZero(), "sample of %s leaves %s zero: its JSON name would not be pinned", d.Type, v.Type().Field(i).Name)
+		}
+	}
+}
+
+func TestGolden(t *testing.T) {
+	samples := goldenSamples()
+	reg := events.DefaultRegistry()
+	if *update {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		for _, d := range events.Catalogue() {
+			e, ok := samples[d.Type]
+			require.True(t, ok, "no sample of %s", d.Type)
+			require.NoError(t, os.WriteFile(goldenPath(d.Type, d.Version), goldenJSON(t, e), 0o644))
+		}
+	}
+
+	for _, d := range events.Catalogue() {
+		t.Run(fmt.Sprintf("%s.v%d", d.Type, d.Version), func(t *testing.T) {
+			want, err := os.ReadFile(goldenPath(d.Type, d.Version))
+			require.NoError(t, err, "catalogued type %s v%d has no golden file; run: go test ./events -run TestGolden -update", d.Type, d.Version)
+
+			e, err := reg.DecodeData(d.Type, d.Version, want)
+			require.NoError(t, err)
+			assert.Equal(t, string(want), string(goldenJSON(t, e)), "decode + marshal must give the golden file back byte for byte")
+
+			// Every key of the golden must be a field of the type (a renamed JSON tag would
+			// otherwise silently drop stored data).
+			strict := json.NewDecoder(bytes.NewReader(want))
+			strict.DisallowUnknownFields()
+			require.NoError(t, strict.Decode(d.New()), "the golden has a key the Go type does not know")
+
+			// The sample is what -update writes: a changed sample needs a deliberate -update.
+			if s, ok := samples[d.Type]; ok {
+				assert.Equal(t, string(want), string(goldenJSON(t, s)), "sample and golden differ; if the change is intended, run -update and review the diff")
+			}
+		})
+	}
+}
+
+// TestGoldenFilesBelongToTheCatalogue fails for a golden whose type left the catalogue (stored
+// events of that type would become undecodable) and makes sure goldens of older versions still
+// decode through the upcasters.
+func TestGoldenFilesBelongToTheCatalogue(t *testing.T) {
+	t.Parallel()
+	current := map[string]int{}
+	for _, d := range events.Catalogue() {
+		current[d.Type] = d.Version
+	}
+	reg := events.DefaultRegistry()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		m := goldenName.FindStringSubmatch(filepath.Base(f))
+		if !assert.NotNil(t, m, "%s: golden files are named <type>.v<N>.json", f) {
+			continue
+		}
+		version, _ := strconv.Atoi(m[2])
+		cur, ok := current[m[1]]
+		if !assert.True(t, ok, "%s: %s is not in events.Catalogue(); stored events of a type must stay decodable", f, m[1]) {
+			continue
+		}
+		assert.LessOrEqual(t, version, cur, "%s: version ahead of the catalogue", f)
+		if version < cur {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			_, err = reg.DecodeData(m[1], version, data)
+			assert.NoError(t, err, "%s: an old version must still decode through the upcasters", f)
+		}
+	}
+}
