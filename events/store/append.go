@@ -1,13 +1,19 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"herald/events"
 )
@@ -69,19 +75,34 @@ func (s *Store) collect(first *appendRequest) []*appendRequest {
 var errMixedOutcome = errors.New("group had a conflict")
 
 // commitGroup writes a group of appends in one transaction. The fast path inserts everything
-// with one statement; if any record conflicts (a stale version, a duplicate id) the transaction
-// is rolled back and the group is redone request by request behind savepoints, so each caller
-// gets its own exact outcome and no request is partly applied.
+// with one statement; if any record conflicts (a stale version, a duplicate id, a payload Postgres
+// refuses) the transaction is rolled back and the group is redone request by request behind
+// savepoints, so each caller gets its own exact outcome and no request is partly applied. A
+// request the slow path cannot write in log order (see errReordered) is then written in a
+// transaction of its own.
 func (s *Store) commitGroup(group []*appendRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 
 	replies := make([]appendReply, len(group))
 	err := s.withTx(ctx, func(tx pgx.Tx) error { return s.insertGroup(ctx, tx, group, replies) })
-	if errors.Is(err, errMixedOutcome) || isUniqueOnly(err) {
+	var deferred []int
+	if errors.Is(err, errMixedOutcome) || isUniqueOnly(err) || isDataException(err) {
+		// Requests in stream order (see sqlInsert); a stream's requests keep their queue order.
+		order := make([]int, len(group))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return group[order[a]].streamID < group[order[b]].streamID })
 		err = s.withTx(ctx, func(tx pgx.Tx) error {
-			for i, req := range group {
+			deferred = deferred[:0]
+			for _, i := range order {
+				req := group[i]
 				res, err := s.appendOne(ctx, tx, req)
+				if errors.Is(err, errReordered) {
+					deferred = append(deferred, i)
+					continue
+				}
 				if err != nil && !isOutcome(err) {
 					return err
 				}
@@ -89,6 +110,11 @@ func (s *Store) commitGroup(group []*appendRequest) {
 			}
 			return nil
 		})
+	}
+	if err == nil {
+		for _, i := range deferred {
+			replies[i] = s.appendAlone(ctx, group[i])
+		}
 	}
 	for i, req := range group {
 		if err != nil {
@@ -99,6 +125,31 @@ func (s *Store) commitGroup(group []*appendRequest) {
 	}
 }
 
+// appendAlone writes one request in a transaction of its own, where the append is the first
+// write. A retry within that transaction (AnyVersion losing a race) may be refused as reordered
+// again, since the failed insert gave the transaction its xid: then it starts a new one.
+func (s *Store) appendAlone(ctx context.Context, req *appendRequest) appendReply {
+	for range maxAnyRetries {
+		var reply appendReply
+		err := s.withTx(ctx, func(tx pgx.Tx) error {
+			res, err := s.appendOne(ctx, tx, req)
+			if err != nil && !isOutcome(err) {
+				return err // errReordered included: roll back, try again below
+			}
+			reply = appendReply{res: res, err: err}
+			return nil
+		})
+		if errors.Is(err, errReordered) {
+			continue
+		}
+		if err != nil {
+			return appendReply{err: fmt.Errorf("append to %s: %w", req.streamID, err)}
+		}
+		return reply
+	}
+	return appendReply{err: &ConcurrencyError{StreamID: req.streamID, Expected: req.expected}}
+}
+
 func isUniqueOnly(err error) bool {
 	_, ok := isUniqueViolation(err)
 	return ok
@@ -106,19 +157,43 @@ func isUniqueOnly(err error) bool {
 
 // isOutcome reports errors that are a request's own answer, not a failure of the transaction.
 func isOutcome(err error) bool {
-	return errors.Is(err, ErrConcurrency) || errors.Is(err, ErrEventIDReused)
+	return errors.Is(err, ErrConcurrency) || errors.Is(err, ErrEventIDReused) || isDataException(err)
 }
+
+// isDataException reports SQLSTATE class 22 (a value Postgres refuses: a NUL byte in text, \u0000
+// in jsonb, invalid JSON): the fault of the request that carried it, not of its group.
+func isDataException(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
+}
+
+// errReordered refuses an append that would follow, in the same stream, an event of a
+// transaction with a higher xid than its own. The gap-safe reader orders the log by
+// (transaction_id, global_position), so it would deliver the stream's versions out of order. It
+// can happen only in the slow path, where earlier requests of the group gave the transaction its
+// xid before this request read the stream.
+var errReordered = errors.New("append would precede its stream's previous event in the log")
+
+// sqlPredecessorLater reports whether the stream's event at a version was written by a
+// transaction with a higher xid than the current one.
+const sqlPredecessorLater = `SELECT EXISTS (SELECT 1 FROM events
+WHERE stream_id = $1 AND stream_version = $2 AND transaction_id > pg_current_xact_id())`
 
 // sqlInsert appends rows given as parallel arrays. A row with expected > 0 goes in only if the
 // stream's event at that version exists (so an expected version ahead of the stream is refused);
 // UNIQUE (stream_id, stream_version) refuses one behind it, with no read-then-write window.
+//
+// Every writer (this, the slow path, AppendBulk) inserts in (stream_id in byte order, version)
+// order: two transactions that picked the same versions then wait for each other at the first
+// contested slot instead of each holding a slot the other needs (a deadlock, which Postgres takes
+// deadlock_timeout, 1 s, to break).
 const sqlInsert = `INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata)
 SELECT r.event_id, r.stream_id, r.stream_version, r.type, r.schema_version, r.data::jsonb, r.metadata::jsonb
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::text[], $7::text[], $8::int[])
      WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, schema_version, data, metadata, expected, ord)
 WHERE r.expected <= 0
    OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected)
-ORDER BY r.ord
+ORDER BY r.stream_id COLLATE "C", r.ord
 RETURNING event_id, global_position, transaction_id`
 
 const sqlHeads = `SELECT stream_id, max(stream_version) FROM events WHERE stream_id = ANY($1::text[]) GROUP BY stream_id`
@@ -242,22 +317,11 @@ const maxAnyRetries = 20
 // appendOne writes one request behind a savepoint and classifies a refusal.
 func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (AppendResult, error) {
 	for attempt := 0; ; attempt++ {
-		base := req.expected
-		if base == AnyVersion {
-			head, err := heads(ctx, tx, []string{req.streamID})
-			if err != nil {
-				return AppendResult{}, err
-			}
-			base = head[req.streamID]
-		}
-		var args insertArgs
-		args.add(req, base)
-
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return AppendResult{}, err
 		}
-		got, err := args.exec(ctx, sp)
+		base, got, err := insertOne(ctx, sp, req)
 		if err == nil && len(got) == len(req.recs) {
 			if err := sp.Commit(ctx); err != nil {
 				return AppendResult{}, err
@@ -267,12 +331,17 @@ func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (A
 		if rbErr := sp.Rollback(ctx); rbErr != nil {
 			return AppendResult{}, rbErr
 		}
-		if _, unique := isUniqueViolation(err); err != nil && !unique {
+		switch _, unique := isUniqueViolation(err); {
+		case errors.Is(err, errReordered):
+			return AppendResult{}, err
+		case isDataException(err):
+			return AppendResult{}, fmt.Errorf("append to %s: %w", req.streamID, err)
+		case err != nil && !unique:
 			return AppendResult{}, err
 		}
 		// Refused: a stored event id (whichever constraint fired first) makes it a
 		// duplicate or a reuse; otherwise the stream moved.
-		res, dup, err := duplicateResult(ctx, tx, req)
+		res, dup, err := duplicateResultIn(ctx, tx, req)
 		switch {
 		case err != nil || dup:
 			return res, err
@@ -282,6 +351,68 @@ func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (A
 			return AppendResult{}, &ConcurrencyError{StreamID: req.streamID, Expected: req.expected}
 		}
 	}
+}
+
+// insertOne inserts one request's records after the stream's head (AnyVersion) or after the
+// expected version, and refuses with errReordered what the log would deliver out of order.
+func insertOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (base int, got map[uuid.UUID]Checkpoint, err error) {
+	base = req.expected
+	if base == AnyVersion {
+		head, err := heads(ctx, tx, []string{req.streamID})
+		if err != nil {
+			return 0, nil, err
+		}
+		base = head[req.streamID]
+	}
+	var args insertArgs
+	args.add(req, base)
+	got, err = args.exec(ctx, tx)
+	if err != nil || len(got) != len(req.recs) || base == 0 {
+		return base, got, err
+	}
+	var later bool
+	if err := tx.QueryRow(ctx, sqlPredecessorLater, req.streamID, base).Scan(&later); err != nil {
+		return base, nil, err
+	}
+	if later {
+		return base, nil, errReordered
+	}
+	return base, got, nil
+}
+
+// duplicateResultIn is duplicateResult behind a savepoint: comparing casts the request's payloads,
+// which Postgres may refuse, and that must not abort the group's transaction. Payloads Go can
+// tell Postgres accepts (the usual case) skip the savepoint's two round trips.
+func duplicateResultIn(ctx context.Context, tx pgx.Tx, req *appendRequest) (AppendResult, bool, error) {
+	if jsonbSafe(req.recs) {
+		return duplicateResult(ctx, tx, req)
+	}
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return AppendResult{}, false, err
+	}
+	res, dup, err := duplicateResult(ctx, sp, req)
+	if isDataException(err) {
+		if rbErr := sp.Rollback(ctx); rbErr != nil {
+			return AppendResult{}, false, rbErr
+		}
+		return AppendResult{}, true, fmt.Errorf("append to %s: %w", req.streamID, err)
+	}
+	if cErr := sp.Commit(ctx); cErr != nil && err == nil {
+		return AppendResult{}, false, cErr
+	}
+	return res, dup, err
+}
+
+// jsonbSafe reports whether every payload is one the ::jsonb cast accepts: valid JSON in valid
+// UTF-8 without the \u0000 escape (conservatively: any occurrence of that text).
+func jsonbSafe(recs []events.Record) bool {
+	for _, r := range recs {
+		if !json.Valid(r.Data) || !utf8.Valid(r.Data) || bytes.Contains(r.Data, []byte(`\u0000`)) {
+			return false
+		}
+	}
+	return true
 }
 
 const sqlCompare = `SELECT r.event_id, e.global_position, e.transaction_id, e.stream_version,

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"herald/events"
 )
@@ -19,18 +22,29 @@ type BulkResult struct {
 	Checkpoint Checkpoint
 }
 
-// The staging table lives for the session and is emptied at each commit. COPY into it is cheap
-// (temporary: no WAL, no indexes); one INSERT … SELECT then moves the rows into events.
+// A chunk goes through a session temp table: COPY into it is cheap (temporary: no WAL, no
+// indexes); one INSERT … SELECT … ON CONFLICT DO NOTHING then moves the rows into events,
+// numbering them after the stream heads.
+//
+// The INSERT is the inserting transaction's first write, after the heads were read: the
+// transaction gets its xid only then, above that of every writer whose events it numbers after.
+// Otherwise a writer committing in between with a higher xid would precede, in the log's
+// (transaction_id, global_position) order, events appended after its own, and the gap-safe
+// reader would deliver that stream out of order. So the staging table is filled in a transaction
+// of its own, before the inserting one.
 const sqlStaging = `CREATE TEMP TABLE IF NOT EXISTS events_staging (
     ord bigint, event_id uuid, stream_id text, type text, schema_version smallint, data jsonb, metadata jsonb
-) ON COMMIT DELETE ROWS`
+)`
+
+const sqlStagingEmpty = `TRUNCATE events_staging`
 
 var stagingColumns = []string{"ord", "event_id", "stream_id", "type", "schema_version", "data", "metadata"}
 
 // sqlBulkInsert numbers each staged record after its stream's current head, in staging order,
-// and inserts them all. Stream heads are looked up once per distinct stream through the
-// (stream_id, stream_version) index. When skipExisting is true, records whose event id is
-// already stored are left out first, so a re-run does not leave version gaps.
+// and inserts them all, stream by stream (the order every writer inserts in, see sqlInsert).
+// Stream heads are looked up once per distinct stream through the (stream_id, stream_version)
+// index. When skipExisting is true, records whose event id is already stored are left out
+// first, so a re-run does not leave version gaps.
 const sqlBulkInsert = `WITH fresh AS (
     SELECT DISTINCT ON (s.event_id) s.* FROM events_staging s
     WHERE NOT $1::bool OR NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)
@@ -41,10 +55,10 @@ const sqlBulkInsert = `WITH fresh AS (
 )
 INSERT INTO events (event_id, stream_id, stream_version, type, schema_version, data, metadata)
 SELECT f.event_id, f.stream_id,
-       h.head + row_number() OVER (PARTITION BY f.stream_id ORDER BY f.ord),
+       h.head + row_number() OVER (PARTITION BY f.stream_id COLLATE "C" ORDER BY f.ord),
        f.type, f.schema_version, f.data, f.metadata
 FROM fresh f JOIN heads h USING (stream_id)
-ORDER BY f.ord
+ORDER BY f.stream_id COLLATE "C", f.ord
 ON CONFLICT DO NOTHING`
 
 // sqlBulkReused finds ids stored, or staged twice, with another stream, type or payload.
@@ -95,18 +109,45 @@ func (s *Store) AppendBulk(ctx context.Context, recs []events.Record) (BulkResul
 const maxBulkRetries = 10
 
 func (s *Store) bulkChunk(ctx context.Context, recs []events.Record) (BulkResult, error) {
-	// First try assumes no record is stored yet (the common case) and skips the per-record
-	// existence probe; any conflict rolls back and the careful variant runs.
+	// Stream by stream, each stream's records in input order: the order every writer inserts in
+	// (see sqlInsert), so that a version race ends in a conflict, not a deadlock.
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, func(a, b events.Record) int { return strings.Compare(a.StreamID, b.StreamID) })
+
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return BulkResult{}, err
+	}
+	defer conn.Release()
+
+	return s.stagedChunk(ctx, conn, sorted)
+}
+
+// stagedChunk stages recs and moves them into events. The first try assumes no record is stored
+// yet (the common case) and skips the per-record existence probe; any conflict rolls back and the
+// careful variant runs, which counts stored ids as duplicates and appends the rest.
+func (s *Store) stagedChunk(ctx context.Context, conn *pgxpool.Conn, recs []events.Record) (BulkResult, error) {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
+			return fmt.Errorf("staging table: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlStagingEmpty); err != nil {
+			return fmt.Errorf("empty staging table: %w", err)
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events_staging"}, stagingColumns, &recordSource{recs: recs}); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return BulkResult{}, err
+	}
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), sqlStagingEmpty) }()
+
 	skipExisting := false
-	for attempt := 0; attempt < maxBulkRetries; attempt++ {
+	for range maxBulkRetries {
 		var res BulkResult
-		err := s.withTx(ctx, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, sqlStaging); err != nil {
-				return fmt.Errorf("staging table: %w", err)
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events_staging"}, stagingColumns, &recordSource{recs: recs}); err != nil {
-				return fmt.Errorf("copy: %w", err)
-			}
+		err := withTxOn(ctx, conn, func(tx pgx.Tx) error {
 			if skipExisting {
 				reused, err := reusedIDs(ctx, tx)
 				if err != nil {
@@ -116,6 +157,7 @@ func (s *Store) bulkChunk(ctx context.Context, recs []events.Record) (BulkResult
 					return &EventIDReusedError{EventIDs: reused}
 				}
 			}
+			// The INSERT is this transaction's first write (see above).
 			tag, err := tx.Exec(ctx, sqlBulkInsert, skipExisting)
 			if err != nil {
 				return fmt.Errorf("insert: %w", err)

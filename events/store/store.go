@@ -198,9 +198,16 @@ func isRetryable(err error) bool {
 
 // withTx runs fn in a transaction, retrying deadlocks a bounded number of times.
 func (s *Store) withTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return withTxOn(ctx, s.pool, fn)
+}
+
+// withTxOn is withTx on a given pool or connection.
+func withTxOn(ctx context.Context, db interface {
+	Begin(context.Context) (pgx.Tx, error)
+}, fn func(pgx.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = pgx.BeginFunc(ctx, s.pool, fn)
+		err = pgx.BeginFunc(ctx, db, fn)
 		if !isRetryable(err) {
 			return err
 		}

@@ -1,0 +1,207 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"herald/events"
+	"herald/schema/schematest"
+)
+
+// These tests drive commitGroup directly, so that which requests share a group transaction is
+// decided by the test, not by timing.
+
+func groupRec(stream string, data string) events.Record {
+	return events.Record{EventID: uuid.New(), StreamID: stream, Type: "test.group", SchemaVersion: 1, Data: json.RawMessage(data)}
+}
+
+func request(stream string, expected int, recs ...events.Record) *appendRequest {
+	return &appendRequest{streamID: stream, expected: expected, recs: recs, reply: make(chan appendReply, 1)}
+}
+
+func newGroupStore(t *testing.T) (*Store, *schematest.Schema) {
+	t.Helper()
+	SchemaMu.Lock()
+	db := schematest.NewWithOptions(t, schematest.Options{MaxConns: 6})
+	SchemaMu.Unlock()
+	s, err := New(db.Pool, Config{Committers: 1})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s, db
+}
+
+// TestGroupPerStreamLogOrder: the slow path of a group writes its requests one after another in
+// one transaction, whose xid was taken by the first of them. A later request of the group may
+// append after an event that another transaction — with a higher xid — committed in between. The
+// gap-safe reader orders by (transaction_id, global_position), so without care the log would then
+// deliver that stream's version n+1 before version n.
+func TestGroupPerStreamLogOrder(t *testing.T) {
+	t.Parallel()
+	s, db := newGroupStore(t)
+	ctx := context.Background()
+
+	// z-1 exists, so req0 (expected 0) conflicts at once: the fast path fails on its first row
+	// and the slow path starts — and takes its xid — with req0.
+	_, err := db.Pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, stream_version, type, data) VALUES ($1, 'z', 1, 't', '{}')`, uuid.New())
+	require.NoError(t, err)
+
+	// x holds a-1 uncommitted, so req1 (a, expected 0) blocks in the slow path.
+	x, err := db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = x.Rollback(ctx) }()
+	_, err = x.Exec(ctx, `INSERT INTO events (event_id, stream_id, stream_version, type, data) VALUES ($1, 'a', 1, 't', '{}')`, uuid.New())
+	require.NoError(t, err)
+	var xPID int
+	require.NoError(t, x.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&xPID))
+
+	req0 := request("z", 0, groupRec("z", `{"n":0}`))
+	req1 := request("a", 0, groupRec("a", `{"n":1}`))
+	req2 := request("s", AnyVersion, groupRec("s", `{"n":2}`))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.commitGroup([]*appendRequest{req0, req1, req2})
+	}()
+
+	// Wait until the slow path is blocked behind x (an observable state, polled).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var blocked bool
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))`, xPID).Scan(&blocked))
+		if blocked {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the group never blocked behind x")
+		time.Sleep(time.Millisecond)
+	}
+
+	// Meanwhile another writer starts and commits s-1: its xid is above the group's.
+	_, err = db.Pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, stream_version, type, data) VALUES ($1, 's', 1, 't', '{}')`, uuid.New())
+	require.NoError(t, err)
+	require.NoError(t, x.Rollback(ctx))
+	<-done
+
+	r0, r1, r2 := <-req0.reply, <-req1.reply, <-req2.reply
+	assert.ErrorIs(t, r0.err, ErrConcurrency)
+	require.NoError(t, r1.err)
+	require.NoError(t, r2.err)
+	assert.Equal(t, 2, r2.res.StreamVersion)
+
+	// Read stream s through the gap-safe reader: version 1 must come before version 2.
+	var got []int
+	cp := Checkpoint{}
+	for deadline := time.Now().Add(30 * time.Second); len(got) < 2; {
+		page, err := ReadAfter(ctx, db.Pool, cp, 100, nil)
+		require.NoError(t, err)
+		for _, e := range page.Events {
+			if e.StreamID == "s" {
+				got = append(got, e.StreamVersion)
+			}
+		}
+		cp = page.Next
+		require.True(t, time.Now().Before(deadline), "stream s never became readable")
+		if len(got) < 2 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	assert.Equal(t, []int{1, 2}, got, "the log must deliver a stream's events in version order")
+}
+
+// TestGroupBadPayloadFailsOnlyItsOwnRequest: a payload Postgres refuses (jsonb has no \u0000, text
+// no NUL byte) is the fault of one request; the others in its group must still be written.
+func TestGroupBadPayloadFailsOnlyItsOwnRequest(t *testing.T) {
+	t.Parallel()
+	s, db := newGroupStore(t)
+	ctx := context.Background()
+
+	nulMetadata := groupRec("g-4", `{"n":4}`)
+	nulMetadata.Metadata.Actor = "a\x00b"
+	reqs := []*appendRequest{
+		request("g-1", 0, groupRec("g-1", `{"n":1}`)),
+		request("g-2", 0, groupRec("g-2", `{"text":"nul \u0000 here"}`)),
+		request("g-3", AnyVersion, groupRec("g-3", `{"n":3}`), groupRec("g-3", `{"n":3.5}`)),
+		request("g-4", 0, nulMetadata),
+		request("g-\x00", 0, groupRec("g-\x00", `{"n":5}`)),
+		request("g-6", 0, groupRec("g-6", `{"n":6}`)),
+		// Refused before its payload is cast (expected version ahead), so the duplicate
+		// lookup is what casts it.
+		request("g-7", 3, groupRec("g-7", `{"text":"\u0000"}`)),
+		request("g-8", 0, groupRec("g-8", `{"n":`)), // not JSON
+		request("g-9", AnyVersion, groupRec("g-9", `{"n":9}`)),
+	}
+	s.commitGroup(reqs)
+	wantOK := map[int]bool{0: true, 2: true, 5: true, 8: true}
+	for i, req := range reqs {
+		r := <-req.reply
+		if wantOK[i] {
+			assert.NoError(t, r.err, "request %d must not fail because of another request's payload", i)
+			continue
+		}
+		require.Error(t, r.err, "request %d", i)
+		assert.Contains(t, r.err.Error(), "append to "+req.streamID)
+		assert.NotErrorIs(t, r.err, ErrConcurrency)
+	}
+	var n int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n))
+	assert.Equal(t, 5, n)
+}
+
+// TestGroupSameStreamChain: requests of one group may build on each other (expected 0 then 1 then
+// 2 on one stream); all succeed in order.
+func TestGroupSameStreamChain(t *testing.T) {
+	t.Parallel()
+	s, db := newGroupStore(t)
+	ctx := context.Background()
+	reqs := []*appendRequest{
+		request("c", 0, groupRec("c", `{"n":1}`)),
+		request("c", 1, groupRec("c", `{"n":2}`), groupRec("c", `{"n":3}`)),
+		request("c", AnyVersion, groupRec("c", `{"n":4}`)),
+		request("c", 4, groupRec("c", `{"n":5}`)),
+		request("c", 4, groupRec("c", `{"n":6}`)), // stale: 4 was taken by the previous request
+	}
+	s.commitGroup(reqs)
+	wantVersion := []int{1, 3, 4, 5}
+	for i, v := range wantVersion {
+		r := <-reqs[i].reply
+		require.NoError(t, r.err, "request %d", i)
+		assert.Equal(t, v, r.res.StreamVersion, "request %d", i)
+	}
+	assert.ErrorIs(t, (<-reqs[4].reply).err, ErrConcurrency)
+	evs, err := ReadStream(ctx, db.Pool, "c", 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 5)
+	for i, e := range evs {
+		assert.Equal(t, i+1, e.StreamVersion)
+		assert.JSONEq(t, `{"n":`+string(rune('1'+i))+`}`, string(e.Data))
+	}
+}
+
+// TestGroupDuplicateWithinGroup: the same event id twice in one group is written once; the second
+// request is a duplicate with the first's position.
+func TestGroupDuplicateWithinGroup(t *testing.T) {
+	t.Parallel()
+	s, _ := newGroupStore(t)
+	r := groupRec("d", `{"n":1}`)
+	other := groupRec("e", `{"n":2}`)
+	reqs := []*appendRequest{request("d", 0, r), request("e", 0, other), request("d", 0, r), request("d", AnyVersion, r)}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.commitGroup(reqs) })
+	wg.Wait()
+	first := <-reqs[0].reply
+	require.NoError(t, first.err)
+	assert.False(t, first.res.Duplicate)
+	require.NoError(t, (<-reqs[1].reply).err)
+	for _, req := range reqs[2:] {
+		got := <-req.reply
+		require.NoError(t, got.err)
+		assert.True(t, got.res.Duplicate)
+		assert.Equal(t, first.res.Positions, got.res.Positions)
+	}
+}
