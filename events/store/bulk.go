@@ -22,14 +22,18 @@ type BulkResult struct {
 	Checkpoint Checkpoint
 }
 
-// A chunk goes through a session temp table: COPY into it is cheap (temporary: no WAL, no
-// indexes); one INSERT … SELECT … ON CONFLICT DO NOTHING then moves the rows into events,
-// numbering them after the stream heads.
+// A chunk is first written with one COPY straight into events, the versions numbered after the
+// stream heads read just before (sqlHeads) in the same transaction. That is the common case —
+// an import of new records — and as fast as COPY gets. If anything conflicts (an id already
+// stored, an id repeated in the input, a concurrent writer that took a version) COPY fails, the
+// transaction rolls back and the chunk goes the careful way: COPY into a session temp table (no
+// WAL, no indexes), then one INSERT … SELECT … ON CONFLICT DO NOTHING that leaves stored ids out
+// and numbers the rest after the heads.
 //
-// The INSERT is the inserting transaction's first write, after the heads were read: the
-// transaction gets its xid only then, above that of every writer whose events it numbers after.
-// Otherwise a writer committing in between with a higher xid would precede, in the log's
-// (transaction_id, global_position) order, events appended after its own, and the gap-safe
+// In both ways the write into events is the transaction's first write, after the heads were
+// read: the transaction gets its xid only then, above that of every writer whose events it
+// numbers after. Otherwise a writer committing in between with a higher xid would precede, in the
+// log's (transaction_id, global_position) order, events appended after its own, and the gap-safe
 // reader would deliver that stream out of order. So the staging table is filled in a transaction
 // of its own, before the inserting one.
 const sqlStaging = `CREATE TEMP TABLE IF NOT EXISTS events_staging (
@@ -39,6 +43,8 @@ const sqlStaging = `CREATE TEMP TABLE IF NOT EXISTS events_staging (
 const sqlStagingEmpty = `TRUNCATE events_staging`
 
 var stagingColumns = []string{"ord", "event_id", "stream_id", "type", "schema_version", "data", "metadata"}
+
+var eventColumns = []string{"event_id", "stream_id", "stream_version", "type", "schema_version", "data", "metadata"}
 
 // sqlBulkInsert numbers each staged record after its stream's current head, in staging order,
 // and inserts them all, stream by stream (the order every writer inserts in, see sqlInsert).
@@ -120,12 +126,43 @@ func (s *Store) bulkChunk(ctx context.Context, recs []events.Record) (BulkResult
 	}
 	defer conn.Release()
 
+	res, err := copyChunk(ctx, conn, sorted)
+	if !errors.Is(err, errMixedOutcome) {
+		return res, err
+	}
 	return s.stagedChunk(ctx, conn, sorted)
 }
 
-// stagedChunk stages recs and moves them into events. The first try assumes no record is stored
-// yet (the common case) and skips the per-record existence probe; any conflict rolls back and the
-// careful variant runs, which counts stored ids as duplicates and appends the rest.
+// copyChunk writes recs with one COPY into events, or fails with errMixedOutcome (nothing
+// written) if any of them conflicts.
+func copyChunk(ctx context.Context, conn *pgxpool.Conn, recs []events.Record) (BulkResult, error) {
+	var res BulkResult
+	err := withTxOn(ctx, conn, func(tx pgx.Tx) error {
+		var streams []string
+		for i, r := range recs {
+			if i == 0 || r.StreamID != recs[i-1].StreamID {
+				streams = append(streams, r.StreamID)
+			}
+		}
+		head, err := heads(ctx, tx, streams)
+		if err != nil {
+			return err
+		}
+		// The COPY is this transaction's first write (see above).
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, &versionedSource{recs: recs, head: head})
+		if _, unique := isUniqueViolation(err); unique {
+			return errMixedOutcome
+		}
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		res.Appended = int(n)
+		return tx.QueryRow(ctx, sqlBulkCheckpoint).Scan(&res.Checkpoint.TxID, &res.Checkpoint.Position)
+	})
+	return res, err
+}
+
+// stagedChunk is the careful way: stored ids are counted as duplicates, the rest appended.
 func (s *Store) stagedChunk(ctx context.Context, conn *pgxpool.Conn, recs []events.Record) (BulkResult, error) {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlStaging); err != nil {
@@ -144,34 +181,29 @@ func (s *Store) stagedChunk(ctx context.Context, conn *pgxpool.Conn, recs []even
 	}
 	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), sqlStagingEmpty) }()
 
-	skipExisting := false
 	for range maxBulkRetries {
 		var res BulkResult
 		err := withTxOn(ctx, conn, func(tx pgx.Tx) error {
-			if skipExisting {
-				reused, err := reusedIDs(ctx, tx)
-				if err != nil {
-					return err
-				}
-				if len(reused) > 0 {
-					return &EventIDReusedError{EventIDs: reused}
-				}
+			reused, err := reusedIDs(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if len(reused) > 0 {
+				return &EventIDReusedError{EventIDs: reused}
 			}
 			// The INSERT is this transaction's first write (see above).
-			tag, err := tx.Exec(ctx, sqlBulkInsert, skipExisting)
+			tag, err := tx.Exec(ctx, sqlBulkInsert, true)
 			if err != nil {
 				return fmt.Errorf("insert: %w", err)
 			}
 			res.Appended = int(tag.RowsAffected())
-			if skipExisting {
-				// Everything not appended must be a stored duplicate; anything else lost a
-				// version race with a concurrent writer.
-				var stored int
-				if err := tx.QueryRow(ctx, sqlBulkStored).Scan(&stored); err != nil {
-					return fmt.Errorf("count duplicates: %w", err)
-				}
-				res.Duplicates = stored - res.Appended
+			// Everything not appended must be a stored duplicate; anything else lost a version
+			// race with a concurrent writer.
+			var stored int
+			if err := tx.QueryRow(ctx, sqlBulkStored).Scan(&stored); err != nil {
+				return fmt.Errorf("count duplicates: %w", err)
 			}
+			res.Duplicates = stored - res.Appended
 			if res.Appended+res.Duplicates != len(recs) {
 				return errMixedOutcome
 			}
@@ -183,7 +215,6 @@ func (s *Store) stagedChunk(ctx context.Context, conn *pgxpool.Conn, recs []even
 			return nil
 		})
 		if errors.Is(err, errMixedOutcome) {
-			skipExisting = true
 			continue
 		}
 		return res, err
@@ -218,3 +249,26 @@ func (r *recordSource) Values() ([]any, error) {
 }
 
 func (r *recordSource) Err() error { return nil }
+
+// versionedSource feeds records to COPY into events, numbering each after its stream's head.
+type versionedSource struct {
+	recs []events.Record
+	head map[string]int
+	i    int
+	row  [7]any
+}
+
+func (r *versionedSource) Next() bool {
+	r.i++
+	return r.i <= len(r.recs)
+}
+
+func (r *versionedSource) Values() ([]any, error) {
+	rec := r.recs[r.i-1]
+	v := r.head[rec.StreamID] + 1
+	r.head[rec.StreamID] = v
+	r.row = [7]any{rec.EventID, rec.StreamID, int32(v), rec.Type, int16(rec.SchemaVersion), []byte(rec.Data), metadataJSON(rec.Metadata)}
+	return r.row[:], nil
+}
+
+func (r *versionedSource) Err() error { return nil }
