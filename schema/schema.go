@@ -6,6 +6,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,9 +21,17 @@ var migrations embed.FS
 // Migrations returns the embedded migration files.
 func Migrations() fs.FS { return migrations }
 
-func provider(pool *pgxpool.Pool) (*goose.Provider, func(), error) {
+func provider(ctx context.Context, pool *pgxpool.Pool) (*goose.Provider, func(), error) {
+	// One migration lock per schema: installations (and test schemas) sharing a database do
+	// not wait for each other.
+	var schemaName string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schemaName); err != nil {
+		return nil, nil, fmt.Errorf("migrate: current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("herald.migrate." + schemaName))
 	db := stdlib.OpenDBFromPool(pool)
-	locker, err := lock.NewPostgresSessionLocker()
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64()>>1)), lock.WithLockTimeout(1, 300))
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("migrate: locker: %w", err)
@@ -37,7 +46,7 @@ func provider(pool *pgxpool.Pool) (*goose.Provider, func(), error) {
 
 // Pending reports whether migrations remain to be applied.
 func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
-	p, done, err := provider(pool)
+	p, done, err := provider(ctx, pool)
 	if err != nil {
 		return false, err
 	}
@@ -52,7 +61,7 @@ func Pending(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 // Migrate applies every pending migration to the schema the pool's search_path names first.
 // Re-running it is a no-op. Concurrent callers are serialised by a Postgres advisory lock.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) (applied []string, err error) {
-	p, done, err := provider(pool)
+	p, done, err := provider(ctx, pool)
 	if err != nil {
 		return nil, err
 	}

@@ -115,6 +115,7 @@ func (s *Store) commitGroup(group []*appendRequest) {
 		for _, i := range deferred {
 			replies[i] = s.appendAlone(ctx, group[i])
 		}
+		s.ring()
 	}
 	for i, req := range group {
 		if err != nil {

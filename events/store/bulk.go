@@ -102,6 +102,9 @@ func (s *Store) AppendBulk(ctx context.Context, recs []events.Record) (BulkResul
 		if err != nil {
 			return total, fmt.Errorf("append bulk: records %d..%d: %w", start, start+len(chunk)-1, err)
 		}
+		if res.Appended > 0 {
+			s.ring()
+		}
 		total.Appended += res.Appended
 		total.Duplicates += res.Duplicates
 		if total.Checkpoint.Less(res.Checkpoint) {

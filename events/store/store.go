@@ -66,6 +66,8 @@ type Store struct {
 	wg       sync.WaitGroup
 	closeMu  sync.RWMutex
 	closed   bool
+	// bell coalesces "events were committed" notifications: one pending at most.
+	bell chan struct{}
 }
 
 // New starts a store with cfg.Committers group-commit workers. Close stops them.
@@ -79,12 +81,41 @@ func New(pool *pgxpool.Pool, cfg Config) (*Store, error) {
 		cfg:      cfg,
 		requests: make(chan *appendRequest, 4*cfg.MaxGroup),
 		done:     make(chan struct{}),
+		bell:     make(chan struct{}, 1),
 	}
 	for range cfg.Committers {
 		s.wg.Add(1)
 		go s.commitLoop()
 	}
+	s.wg.Add(1)
+	go s.notifyLoop()
 	return s, nil
+}
+
+// ring asks the notifier to tell listeners (the relay) that events were committed.
+func (s *Store) ring() {
+	select {
+	case s.bell <- struct{}{}:
+	default: // one is already pending: it covers these events too
+	}
+}
+
+// notifyLoop sends NOTIFY herald_events outside the append transactions. A transaction that
+// notifies holds a cluster-wide lock until its commit is flushed, which would serialize every
+// append commit; a separate, write-free notification costs no flush. Listeners also poll, so
+// a notification lost to a crash costs latency, never events.
+func (s *Store) notifyLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.bell:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = s.pool.Exec(ctx, `SELECT pg_notify('herald_events', current_schema())`) // best effort: listeners poll too
+		cancel()
+	}
 }
 
 // Close stops the committers after the appends already queued are done.
