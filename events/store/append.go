@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"time"
@@ -34,34 +35,43 @@ type appendReply struct {
 // the group serves many callers.
 const groupTimeout = 30 * time.Second
 
-func (s *Store) commitLoop() {
+// commitLoop serves one committer's queue. Every append to a given stream goes to the same
+// committer (see queueFor), so two committers never race for the same stream's versions.
+func (s *Store) commitLoop(queue chan *appendRequest) {
 	defer s.wg.Done()
 	for {
 		var first *appendRequest
 		select {
-		case first = <-s.requests:
+		case first = <-queue:
 		case <-s.done:
 			// Finish what was queued before Close, then stop.
 			for {
 				select {
-				case r := <-s.requests:
-					s.commitGroup(s.collect(r))
+				case r := <-queue:
+					s.commitGroup(s.collect(queue, r))
 				default:
 					return
 				}
 			}
 		}
-		s.commitGroup(s.collect(first))
+		s.commitGroup(s.collect(queue, first))
 	}
 }
 
+// queueFor picks the committer of a stream by a hash of its id.
+func (s *Store) queueFor(streamID string) chan *appendRequest {
+	h := fnv.New32a()
+	h.Write([]byte(streamID))
+	return s.requests[h.Sum32()%uint32(len(s.requests))]
+}
+
 // collect takes first plus whatever else is already queued, up to MaxGroup events.
-func (s *Store) collect(first *appendRequest) []*appendRequest {
+func (s *Store) collect(queue chan *appendRequest, first *appendRequest) []*appendRequest {
 	group := []*appendRequest{first}
 	n := len(first.recs)
 	for n < s.cfg.MaxGroup {
 		select {
-		case r := <-s.requests:
+		case r := <-queue:
 			group = append(group, r)
 			n += len(r.recs)
 		default:

@@ -32,7 +32,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Committers == 0 {
-		c.Committers = 4
+		c.Committers = 2
 	}
 	if c.MaxGroup == 0 {
 		c.MaxGroup = 1000
@@ -61,7 +61,7 @@ func (c Config) Validate() error {
 type Store struct {
 	pool     *pgxpool.Pool
 	cfg      Config
-	requests chan *appendRequest
+	requests []chan *appendRequest // one queue per committer
 	done     chan struct{}
 	wg       sync.WaitGroup
 	closeMu  sync.RWMutex
@@ -77,15 +77,16 @@ func New(pool *pgxpool.Pool, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		pool:     pool,
-		cfg:      cfg,
-		requests: make(chan *appendRequest, 4*cfg.MaxGroup),
-		done:     make(chan struct{}),
-		bell:     make(chan struct{}, 1),
+		pool: pool,
+		cfg:  cfg,
+		done: make(chan struct{}),
+		bell: make(chan struct{}, 1),
 	}
 	for range cfg.Committers {
+		queue := make(chan *appendRequest, 4*cfg.MaxGroup)
+		s.requests = append(s.requests, queue)
 		s.wg.Add(1)
-		go s.commitLoop()
+		go s.commitLoop(queue)
 	}
 	s.wg.Add(1)
 	go s.notifyLoop()
@@ -178,7 +179,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected int, recs 
 		return AppendResult{}, ErrClosed
 	}
 	select {
-	case s.requests <- req:
+	case s.queueFor(streamID) <- req:
 		s.closeMu.RUnlock()
 	case <-ctx.Done():
 		s.closeMu.RUnlock()
