@@ -276,10 +276,19 @@ func heads(ctx context.Context, q Querier, streams []string) (map[string]int, er
 }
 
 func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) error {
+	// Retried webhooks make duplicates common. Answer the requests whose ids are all stored
+	// already before inserting, so one duplicate does not send its whole group down the
+	// savepoint path. (An id belongs to one stream and a stream to one committer, so in this
+	// process none can be stored between this read and the insert; another process's write
+	// makes the insert conflict, and the savepoint path sorts it out.)
+	pending, err := s.answerStored(ctx, tx, group, replies)
+	if err != nil {
+		return err
+	}
 	var anyStreams []string
-	for _, req := range group {
-		if req.expected == AnyVersion {
-			anyStreams = append(anyStreams, req.streamID)
+	for _, i := range pending {
+		if group[i].expected == AnyVersion {
+			anyStreams = append(anyStreams, group[i].streamID)
 		}
 	}
 	head, err := heads(ctx, tx, anyStreams)
@@ -287,8 +296,9 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 		return err
 	}
 	var args insertArgs
-	bases := make([]int, len(group))
-	for i, req := range group {
+	bases := make(map[int]int, len(pending))
+	for _, i := range pending {
+		req := group[i]
 		base := req.expected
 		if base == AnyVersion {
 			base = head[req.streamID]
@@ -297,6 +307,9 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 		head[req.streamID] = base + len(req.recs)
 		args.add(req, base)
 	}
+	if len(args.ids) == 0 {
+		return nil
+	}
 	got, err := args.exec(ctx, tx)
 	if err != nil {
 		return err
@@ -304,10 +317,68 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 	if len(got) != len(args.ids) {
 		return errMixedOutcome
 	}
-	for i, req := range group {
-		replies[i] = appendReply{res: resultOf(req.recs, got, bases[i]+len(req.recs), false)}
+	for _, i := range pending {
+		replies[i] = appendReply{res: resultOf(group[i].recs, got, bases[i]+len(group[i].recs), false)}
 	}
 	return nil
+}
+
+// answerStored fills the replies of requests whose event ids are all stored (duplicates, or
+// reused ids) and returns the indexes of the others. An id repeated within the group, or a
+// request only partly stored, is left to the savepoint path (errMixedOutcome).
+func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) ([]int, error) {
+	ids := make([]uuid.UUID, 0, len(group))
+	seen := make(map[uuid.UUID]bool, len(group))
+	for _, req := range group {
+		for _, r := range req.recs {
+			if seen[r.EventID] {
+				return nil, errMixedOutcome
+			}
+			seen[r.EventID] = true
+			ids = append(ids, r.EventID)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("look up stored ids: %w", err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("look up stored ids: %w", err)
+	}
+	if len(stored) == 0 {
+		pending := make([]int, len(group))
+		for i := range pending {
+			pending[i] = i
+		}
+		return pending, nil
+	}
+	isStored := make(map[uuid.UUID]bool, len(stored))
+	for _, id := range stored {
+		isStored[id] = true
+	}
+	var pending []int
+	for i, req := range group {
+		n := 0
+		for _, r := range req.recs {
+			if isStored[r.EventID] {
+				n++
+			}
+		}
+		switch {
+		case n == 0:
+			pending = append(pending, i)
+		case n < len(req.recs):
+			return nil, errMixedOutcome
+		default:
+			res, _, err := duplicateResult(ctx, tx, req)
+			if err != nil && !isOutcome(err) {
+				return nil, err
+			}
+			replies[i] = appendReply{res: res, err: err}
+		}
+	}
+	return pending, nil
 }
 
 func resultOf(recs []events.Record, got map[uuid.UUID]Checkpoint, version int, dup bool) AppendResult {
