@@ -172,10 +172,17 @@ func EnsureCheckpoints(ctx context.Context, pool *pgxpool.Pool, projections []Pr
 	return nil
 }
 
-// CatchUp applies everything visible now to one projection (or all, with name ""), outside
-// the background loops. Tests and `herald rebuild` use it.
+// CatchUp applies everything committed before the call to one projection (or all, with
+// name ""), outside the background loops. Tests use it.
 func (r *Runner) CatchUp(ctx context.Context, name string) error {
 	if err := EnsureCheckpoints(ctx, r.pool, r.projections); err != nil {
+		return err
+	}
+	// Everything committed before this call, even if an unrelated open transaction still
+	// holds the read horizon below it: then this waits (bounded by ctx) rather than
+	// returning early.
+	target, err := store.Last(ctx, r.pool)
+	if err != nil {
 		return err
 	}
 	for _, w := range r.workers {
@@ -183,12 +190,20 @@ func (r *Runner) CatchUp(ctx context.Context, name string) error {
 			continue
 		}
 		for {
-			caughtUp, err := w.round(ctx, 0)
+			if _, err := w.round(ctx, 0); err != nil {
+				return err
+			}
+			cp, err := Checkpoint(ctx, r.pool, w.p.Name())
 			if err != nil {
 				return err
 			}
-			if caughtUp {
+			if !cp.Less(target) {
 				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("catch up %s: %w (the read horizon is held below %v by an open transaction)", w.p.Name(), ctx.Err(), target)
+			case <-time.After(10 * time.Millisecond):
 			}
 		}
 	}
