@@ -100,13 +100,19 @@ func TestRedisLosingItsDataLosesNoEvent(t *testing.T) {
 	h.startRelay()
 	h.start(h.runner(c, Users{}))
 
+	epochWritten := func() bool {
+		n, err := h.rds.Client.Exists(context.Background(), h.rds.Transport.EpochKey()).Result()
+		return err == nil && n == 1
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); h.appendUsers(0, 600, time.Millisecond) }()
-	time.Sleep(200 * time.Millisecond)
-	transporttest.DeletePrefix(context.Background(), h.rds.Client, h.rds.Transport.Prefix) // Redis forgets everything
-	time.Sleep(200 * time.Millisecond)
-	transporttest.DeletePrefix(context.Background(), h.rds.Client, h.rds.Transport.Prefix) // and again
+	for range 2 {
+		// Once the relay has written its epoch, Redis forgets everything.
+		eventually(t, 20*time.Second, epochWritten, "the relay writes its epoch")
+		time.Sleep(100 * time.Millisecond)
+		transporttest.DeletePrefix(context.Background(), h.rds.Client, h.rds.Transport.Prefix)
+	}
 	wg.Wait()
 
 	h.waitApplied(c.Name(), 30*time.Second)
@@ -117,8 +123,8 @@ func TestRedisLosingItsDataLosesNoEvent(t *testing.T) {
 	var users int
 	require.NoError(t, h.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&users))
 	assert.Equal(t, 600, users)
-	eventually(t, 10*time.Second, func() bool { return h.relay.Status().Republishes >= 1 },
-		"the relay noticed Redis losing its data")
+	eventually(t, 20*time.Second, func() bool { return h.relay.Status().Republishes >= 2 },
+		"the relay noticed Redis losing its data, twice")
 }
 
 // hookCursor wraps the live cursor with failpoints.
