@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,47 +14,192 @@ import (
 )
 
 // cursor is where an applier keeps its checkpoint: the checkpoints table for the live path,
-// memory for a rebuild. begin opens the transaction the page is applied in.
+// memory for a rebuild. begin opens the transaction the page is applied in; reader reads the
+// log outside it (the next page, ahead of time).
 type cursor interface {
 	begin(ctx context.Context) (pgx.Tx, store.Checkpoint, error)
 	save(ctx context.Context, tx pgx.Tx, cp store.Checkpoint) error
 	committed(cp store.Checkpoint)
+	reader() store.Querier
 }
 
 // applier applies the log to one projection.
 type applier struct {
 	p        Projection
+	batch    BatchProjection // p, if it can apply a page set-based
 	registry *events.Registry
 	handles  []string
+	// fallbacks counts the set-based pages that failed and were applied again event by event;
+	// readAheads the pages applied as read ahead.
+	fallbacks, readAheads atomic.Int64
+
+	mu    sync.Mutex
+	ahead *readAhead // the next page, being read while the current one is applied
+	again *pageRead  // the page of a failed set-based attempt, for the per-event retry
+	// left is where this applier's last commit left the checkpoint (valid if moved): a page
+	// that starts elsewhere means another runner applies this projection too, and pages are
+	// not read ahead — they would mostly be the other runner's next page, read twice.
+	left  store.Checkpoint
+	moved bool
 }
 
 func newApplier(p Projection, registry *events.Registry) *applier {
-	return &applier{p: p, registry: registry, handles: p.Handles()}
+	a := &applier{p: p, registry: registry, handles: p.Handles()}
+	a.batch, _ = p.(BatchProjection)
+	return a
 }
 
-// applyPage reads up to limit events after cp inside tx and applies them. On failure the
-// error is an *applyError naming the event, and tx must be rolled back.
-func (a *applier) applyPage(ctx context.Context, tx pgx.Tx, cp store.Checkpoint, limit int) (store.Page, error) {
-	page, err := store.ReadAfter(ctx, tx, cp, limit, a.handles)
+// pageRead is a page of the log read after from with limit, and its events decoded.
+type pageRead struct {
+	from  store.Checkpoint
+	limit int
+	page  store.Page
+	evs   []events.Event // evs[i] is page.Events[i] decoded, nil if errs[i] is not
+	errs  []error
+}
+
+func (a *applier) read(ctx context.Context, q store.Querier, from store.Checkpoint, limit int) (*pageRead, error) {
+	page, err := store.ReadAfter(ctx, q, from, limit, a.handles)
 	if err != nil {
-		return page, err
+		return nil, err
+	}
+	pr := &pageRead{from: from, limit: limit, page: page, evs: make([]events.Event, len(page.Events)),
+		errs: make([]error, len(page.Events))}
+	for i, env := range page.Events {
+		pr.evs[i], pr.errs[i] = a.registry.Decode(env)
+	}
+	return pr, nil
+}
+
+// readAhead is a page being read (and decoded) on another connection while the previous page
+// is applied, so that reading and decoding overlap with Postgres applying. It is used only if
+// the checkpoint, locked in the next transaction, is where the page starts — another runner may
+// have moved it — which keeps apply and checkpoint in one transaction: a page read earlier is
+// the same page (the log below the horizon it was read at does not change), read sooner.
+type readAhead struct {
+	from  store.Checkpoint
+	limit int
+	done  chan struct{}
+	pr    *pageRead
+	err   error
+}
+
+// readNext starts reading the page after page, unless page was the last one.
+func (a *applier) readNext(ctx context.Context, cur cursor, page store.Page, limit int) {
+	if page.CaughtUp {
+		return
+	}
+	ra := &readAhead{from: page.Next, limit: limit, done: make(chan struct{})}
+	a.mu.Lock()
+	a.ahead = ra
+	a.mu.Unlock()
+	go func() {
+		defer close(ra.done)
+		ra.pr, ra.err = a.read(ctx, cur.reader(), ra.from, ra.limit)
+	}()
+}
+
+// takeAhead returns the page read ahead, once read (nil if none or if the read failed); the
+// caller checks that it starts at its checkpoint. It is called holding no connection: the read
+// needs one from the pool.
+func (a *applier) takeAhead(ctx context.Context) *pageRead {
+	a.mu.Lock()
+	ra := a.ahead
+	a.ahead = nil
+	a.mu.Unlock()
+	if ra == nil {
+		return nil
+	}
+	select {
+	case <-ra.done:
+	case <-ctx.Done():
+		return nil
+	}
+	if ra.err != nil {
+		return nil // read it again in the transaction, which reports the error
+	}
+	return ra.pr
+}
+
+// batchError is a failure of a page applied with ApplyBatch. It names no event: the page is
+// rolled back and applied again event by event, which names the event at fault.
+type batchError struct{ err error }
+
+func (e *batchError) Error() string { return "apply page set-based: " + e.err.Error() }
+func (e *batchError) Unwrap() error { return e.err }
+
+// readPage reads the page of up to limit log rows after cp inside tx.
+func (a *applier) readPage(ctx context.Context, tx pgx.Tx, cp store.Checkpoint, limit int) (*pageRead, error) {
+	return a.read(ctx, tx, cp, limit)
+}
+
+// applyPage applies the events of a page: with ApplyBatch if batch is set and the projection
+// has it, else one Apply per event. With a non-nil until it applies only the events at or
+// before until and ends the page there. On failure the error is an *applyError naming the event
+// (or a *batchError), and tx must be rolled back.
+func (a *applier) applyPage(ctx context.Context, tx pgx.Tx, pr *pageRead, batch bool, until *store.Checkpoint) (store.Page, error) {
+	page, evs, errs := pr.page, pr.evs, pr.errs
+	if until != nil {
+		page = cut(page, *until)
+		evs, errs = evs[:len(page.Events)], errs[:len(page.Events)]
+	}
+	if batch && a.batch != nil && len(page.Events) > 1 {
+		return page, a.applyBatch(ctx, tx, page.Events, evs, errs)
 	}
 	ptx := newPipelineTx(tx, page.Events)
 	for i, env := range page.Events {
 		ptx.current = i
-		e, err := a.registry.Decode(env)
+		err := errs[i]
 		if err == nil {
-			err = a.p.Apply(ctx, ptx, env, e)
+			err = a.p.Apply(ctx, ptx, env, evs[i])
 		}
 		if err != nil {
 			var ae *applyError
 			if errors.As(err, &ae) {
 				return page, ae
 			}
+			// The statements queued for the events before this one have not run yet, and the
+			// event at fault is the first that fails in log order: run them first.
+			if err := ptx.flush(ctx); err != nil {
+				return page, err
+			}
 			return page, &applyError{index: i, env: env, err: err}
 		}
 	}
 	return page, ptx.flush(ctx)
+}
+
+func (a *applier) applyBatch(ctx context.Context, tx pgx.Tx, envs []events.Envelope, evs []events.Event, errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return &batchError{err: err}
+		}
+	}
+	ptx := newPipelineTx(tx, envs)
+	if err := a.batch.ApplyBatch(ctx, ptx, envs, evs); err != nil {
+		return &batchError{err: err}
+	}
+	if err := ptx.flush(ctx); err != nil {
+		return &batchError{err: err}
+	}
+	return nil
+}
+
+// cut keeps the events of page at or before until and ends the page there.
+func cut(page store.Page, until store.Checkpoint) store.Page {
+	if !until.Less(page.Next) {
+		return page
+	}
+	n := 0
+	for n < len(page.Events) && !until.Less(store.After(page.Events[n])) {
+		n++
+	}
+	return store.Page{Events: page.Events[:n], Next: until}
+}
+
+// before is the checkpoint just before env: the next row read after it is env.
+func before(env events.Envelope) store.Checkpoint {
+	return store.Checkpoint{TxID: env.TransactionID, Position: env.GlobalPosition - 1}
 }
 
 // stepResult is one committed page.
@@ -62,15 +209,71 @@ type stepResult struct {
 	last     events.Envelope // the last event applied, if any
 }
 
-// step applies one page in its own transaction and moves the checkpoint with it.
+// step applies one page in its own transaction and moves the checkpoint with it. While it is
+// applied, the next page is read ahead.
 func (a *applier) step(ctx context.Context, cur cursor, limit int) (stepResult, error) {
+	return a.stepUntil(ctx, cur, limit, nil)
+}
+
+// stepUntil is step, ending the page at until if it is not nil. A page is applied set-based
+// when the projection can; if that fails, the page is rolled back and applied again event by
+// event, which either succeeds or fails with an *applyError naming the event at fault.
+func (a *applier) stepUntil(ctx context.Context, cur cursor, limit int, until *store.Checkpoint) (stepResult, error) {
+	res, err := a.stepPage(ctx, cur, limit, a.batch != nil, until)
+	var failed *batchError
+	if errors.As(err, &failed) {
+		a.fallbacks.Add(1)
+		return a.stepPage(ctx, cur, limit, false, until)
+	}
+	return res, err
+}
+
+func (a *applier) stepPage(ctx context.Context, cur cursor, limit int, batch bool, until *store.Checkpoint) (stepResult, error) {
+	var known []*pageRead // pages read before the transaction, usable if they start at its checkpoint
+	if until == nil {
+		known = append(known, a.takeAhead(ctx))
+	}
+	a.mu.Lock()
+	known, a.again = append(known, a.again), nil
+	a.mu.Unlock()
+
 	tx, cp, err := cur.begin(ctx)
 	if err != nil {
 		return stepResult{}, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	page, err := a.applyPage(ctx, tx, cp, limit)
+	if until != nil && !cp.Less(*until) {
+		return stepResult{}, nil // already there (or another runner moved past it)
+	}
+	var pr *pageRead
+	for i, k := range known {
+		if k != nil && k.from == cp && k.limit == limit {
+			pr = k
+			if i == 0 && until == nil {
+				a.readAheads.Add(1)
+			}
+			break
+		}
+	}
+	if pr == nil {
+		if pr, err = a.readPage(ctx, tx, cp, limit); err != nil {
+			return stepResult{}, err
+		}
+	}
+	a.mu.Lock()
+	alone := !a.moved || a.left == cp
+	a.mu.Unlock()
+	if until == nil && batch && alone {
+		a.readNext(ctx, cur, pr.page, limit)
+	}
+	page, err := a.applyPage(ctx, tx, pr, batch, until)
 	if err != nil {
+		var failed *batchError
+		if errors.As(err, &failed) {
+			a.mu.Lock()
+			a.again = pr
+			a.mu.Unlock()
+		}
 		return stepResult{}, err
 	}
 	if err := cur.save(ctx, tx, page.Next); err != nil {
@@ -80,6 +283,9 @@ func (a *applier) step(ctx context.Context, cur cursor, limit int) (stepResult, 
 		return stepResult{}, fmt.Errorf("commit %s: %w", a.p.Name(), err)
 	}
 	cur.committed(page.Next)
+	a.mu.Lock()
+	a.left, a.moved = page.Next, true
+	a.mu.Unlock()
 	res := stepResult{applied: len(page.Events), caughtUp: page.CaughtUp}
 	if n := len(page.Events); n > 0 {
 		res.last = page.Events[n-1]
@@ -87,20 +293,20 @@ func (a *applier) step(ctx context.Context, cur cursor, limit int) (stepResult, 
 	return res, nil
 }
 
-// recover handles a failed page: it commits the events before the failing one, then retries
-// the failing event alone up to maxAttempts times. An event that still fails with a poison
-// error is parked — recorded with its reason in parked_events — and the checkpoint moves past
-// it, so one bad event cannot stall the projection. A transient error is returned for the
-// caller to back off and retry.
-func (a *applier) recover(ctx context.Context, cur cursor, failed *applyError, maxAttempts int) (parked bool, err error) {
-	if failed.index > 0 {
-		if _, err := a.step(ctx, cur, failed.index); err != nil {
-			return false, err
-		}
+// recover handles a failed page (read with limit): it commits the events before the failing
+// one, ending that page just before it, then retries the failing event alone — the next row of
+// the log — up to maxAttempts times. An event that still fails with a poison error is parked —
+// recorded with its reason in parked_events — and the checkpoint moves past it, so one bad
+// event cannot stall the projection. A transient error is returned for the caller to back off
+// and retry.
+func (a *applier) recover(ctx context.Context, cur cursor, failed *applyError, limit, maxAttempts int) (parked bool, err error) {
+	until := before(failed.env)
+	if _, err := a.stepUntil(ctx, cur, limit, &until); err != nil {
+		return false, err
 	}
 	var last error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
-		_, err := a.step(ctx, cur, 1)
+		_, err := a.stepPage(ctx, cur, 1, false, nil)
 		if err == nil {
 			return false, nil
 		}
@@ -145,6 +351,7 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (projection, event_id) DO UPDATE SET
 // one runner per projection applies at a time, across processes.
 type liveCursor struct {
 	pool interface {
+		store.Querier
 		Begin(ctx context.Context) (pgx.Tx, error)
 	}
 	name string
@@ -160,7 +367,7 @@ func (c liveCursor) begin(ctx context.Context) (pgx.Tx, store.Checkpoint, error)
 	}
 	// Read models are rebuildable from the log, so a crash may lose the last commits of a
 	// projection (they are applied again from its checkpoint) but never the log itself.
-	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '30s'`); err != nil {
+	if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '30s'; SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
 		tx.Rollback(ctx) //nolint:errcheck
 		return nil, store.Checkpoint{}, fmt.Errorf("configure transaction: %w", err)
 	}
@@ -182,3 +389,5 @@ func (c liveCursor) save(ctx context.Context, tx pgx.Tx, cp store.Checkpoint) er
 }
 
 func (liveCursor) committed(store.Checkpoint) {}
+
+func (c liveCursor) reader() store.Querier { return c.pool }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/google/uuid"
 
 	"herald/events"
 )
@@ -15,27 +18,69 @@ func (InboundMessages) Name() string      { return "inbound_messages" }
 func (InboundMessages) Tables() []string  { return []string{"events_inbound"} }
 func (InboundMessages) Handles() []string { return []string{events.TypeUserMessageReceived} }
 
-const sqlInbound = `INSERT INTO events_inbound (event_id, message_sid, phone, body, command, topic, profile_name, raw, normalized, received_at)
+const (
+	sqlInbound = `INSERT INTO events_inbound (event_id, message_sid, phone, body, command, topic, profile_name, raw, normalized, received_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING`
 
-func (InboundMessages) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
+	sqlInboundBatch = `INSERT INTO events_inbound (event_id, message_sid, phone, body, command, topic, profile_name, raw, normalized, received_at)
+SELECT event_id, message_sid, phone, body, command, topic, profile_name, raw::jsonb, normalized::jsonb, received_at
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+    AS r(event_id, message_sid, phone, body, command, topic, profile_name, raw, normalized, received_at)
+ON CONFLICT (event_id) DO NOTHING`
+)
+
+// inboundRow is one events_inbound row, as both Apply and ApplyBatch write it.
+func inboundRow(e events.Event) (m *events.UserMessageReceived, raw, norm string, err error) {
 	m, ok := e.(*events.UserMessageReceived)
 	if !ok {
-		return Poison(fmt.Errorf("inbound_messages: unexpected %T", e))
+		return nil, "", "", Poison(fmt.Errorf("inbound_messages: unexpected %T", e))
 	}
-	raw, err := json.Marshal(m.Raw)
+	r, err := json.Marshal(m.Raw)
 	if err != nil {
-		return Poison(err)
+		return nil, "", "", Poison(err)
 	}
 	normalized := *m
 	normalized.Raw = nil
-	norm, err := json.Marshal(normalized)
+	n, err := json.Marshal(normalized)
 	if err != nil {
-		return Poison(err)
+		return nil, "", "", Poison(err)
 	}
-	tx.Queue(sqlInbound, env.EventID, m.MessageSID, m.Phone, m.Body, m.Command, m.Topic, m.ProfileName,
-		string(raw), string(norm), m.ReceivedAt)
+	return m, string(r), string(n), nil
+}
+
+func (InboundMessages) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
+	m, raw, norm, err := inboundRow(e)
+	if err != nil {
+		return err
+	}
+	tx.Queue(sqlInbound, env.EventID, m.MessageSID, m.Phone, m.Body, m.Command, m.Topic, m.ProfileName, raw, norm, m.ReceivedAt)
 	return nil
+}
+
+// ApplyBatch inserts a page with one statement per run without a repeated event id.
+func (InboundMessages) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []events.Event) error {
+	n := len(evs)
+	var (
+		ids                                                 = make([]uuid.UUID, n)
+		sids, phones, bodies, commands, topics, names, raws = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		norms    = make([]string, n)
+		received = make([]time.Time, n)
+	)
+	for i, e := range evs {
+		m, raw, norm, err := inboundRow(e)
+		if err != nil {
+			return err
+		}
+		ids[i], sids[i], phones[i], bodies[i], commands[i], topics[i], names[i] =
+			envs[i].EventID, m.MessageSID, m.Phone, m.Body, m.Command, m.Topic, m.ProfileName
+		raws[i], norms[i], received[i] = raw, norm, m.ReceivedAt
+	}
+	return eachRun(n, func(int) int { return 0 }, func(i int) string { return ids[i].String() }, func(from, to int) error {
+		tx.Queue(sqlInboundBatch, ids[from:to], sids[from:to], phones[from:to], bodies[from:to], commands[from:to],
+			topics[from:to], names[from:to], raws[from:to], norms[from:to], received[from:to])
+		return nil
+	})
 }
 
 // DeliveryReceipts keeps every status callback (raw and normalized) and the derived,
@@ -56,7 +101,9 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`
 	sqlProviderStatus = `INSERT INTO message_provider_status AS s
     (message_sid, status, status_rank, error_code, error_message, phone, message_id, callbacks, first_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
-ON CONFLICT (message_sid) DO UPDATE SET
+ON CONFLICT (message_sid) DO UPDATE SET` + providerStatusUpdate
+
+	providerStatusUpdate = `
     callbacks  = s.callbacks + 1,
     first_at   = least(s.first_at, excluded.first_at),
     phone      = CASE WHEN s.phone = '' THEN excluded.phone ELSE s.phone END,
@@ -69,25 +116,78 @@ ON CONFLICT (message_sid) DO UPDATE SET
 
 	// newWins is events.StatusWins in SQL.
 	newWins = `((excluded.status_rank, excluded.status, coalesce(excluded.error_code, -1)) > (s.status_rank, s.status, coalesce(s.error_code, -1)))`
+
+	sqlReceiptBatch = `INSERT INTO delivery_receipts (event_id, message_sid, status, error_code, error_message, raw, normalized, received_at)
+SELECT event_id, message_sid, status, error_code, error_message, raw::jsonb, normalized::jsonb, received_at
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+    AS r(event_id, message_sid, status, error_code, error_message, raw, normalized, received_at)
+ON CONFLICT (event_id) DO NOTHING`
+
+	sqlProviderStatusBatch = `INSERT INTO message_provider_status AS s
+    (message_sid, status, status_rank, error_code, error_message, phone, message_id, callbacks, first_at, updated_at)
+SELECT message_sid, status, status_rank, error_code, error_message, phone, message_id, 1, received_at, received_at
+FROM unnest($1::text[], $2::text[], $3::int[], $4::int[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+    AS r(message_sid, status, status_rank, error_code, error_message, phone, message_id, received_at)
+ON CONFLICT (message_sid) DO UPDATE SET` + providerStatusUpdate
 )
 
-func (DeliveryReceipts) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
+// receiptRow is one delivery_receipts row, as both Apply and ApplyBatch write it.
+func receiptRow(e events.Event) (st *events.MessageStatusReceived, raw, norm string, err error) {
 	st, ok := e.(*events.MessageStatusReceived)
 	if !ok {
-		return Poison(fmt.Errorf("delivery_receipts: unexpected %T", e))
+		return nil, "", "", Poison(fmt.Errorf("delivery_receipts: unexpected %T", e))
 	}
-	raw, err := json.Marshal(st.Raw)
+	r, err := json.Marshal(st.Raw)
 	if err != nil {
-		return Poison(err)
+		return nil, "", "", Poison(err)
 	}
 	normalized := *st
 	normalized.Raw = nil
-	norm, err := json.Marshal(normalized)
+	n, err := json.Marshal(normalized)
 	if err != nil {
-		return Poison(err)
+		return nil, "", "", Poison(err)
 	}
-	tx.Queue(sqlReceipt, env.EventID, st.MessageSID, st.Status, st.ErrorCode, st.ErrorMessage, string(raw), string(norm), st.ReceivedAt)
+	return st, string(r), string(n), nil
+}
+
+func (DeliveryReceipts) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
+	st, raw, norm, err := receiptRow(e)
+	if err != nil {
+		return err
+	}
+	tx.Queue(sqlReceipt, env.EventID, st.MessageSID, st.Status, st.ErrorCode, st.ErrorMessage, raw, norm, st.ReceivedAt)
 	tx.Queue(sqlProviderStatus, st.MessageSID, st.Status, events.StatusRank(st.Status), st.ErrorCode, st.ErrorMessage,
 		st.Phone, st.MessageID, st.ReceivedAt)
 	return nil
+}
+
+// ApplyBatch writes a run of callbacks with two statements — the receipts, then the provider
+// statuses — cutting the page where a MessageSid repeats (the status upsert is a fold over the
+// callbacks of one message, and its phone and message id keep the first non-empty value).
+func (DeliveryReceipts) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []events.Event) error {
+	n := len(evs)
+	var (
+		ids                                   = make([]uuid.UUID, n)
+		sids, statuses, messages, raws, norms = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		phones, messageIDs                    = make([]string, n), make([]string, n)
+		ranks                                 = make([]int, n)
+		codes                                 = make([]*int, n)
+		received                              = make([]time.Time, n)
+	)
+	for i, e := range evs {
+		st, raw, norm, err := receiptRow(e)
+		if err != nil {
+			return err
+		}
+		ids[i], sids[i], statuses[i], codes[i], messages[i], raws[i], norms[i], received[i] =
+			envs[i].EventID, st.MessageSID, st.Status, st.ErrorCode, st.ErrorMessage, raw, norm, st.ReceivedAt
+		ranks[i], phones[i], messageIDs[i] = events.StatusRank(st.Status), st.Phone, st.MessageID
+	}
+	return eachRun(n, func(int) int { return 0 }, func(i int) string { return sids[i] }, func(from, to int) error {
+		tx.Queue(sqlReceiptBatch, ids[from:to], sids[from:to], statuses[from:to], codes[from:to], messages[from:to],
+			raws[from:to], norms[from:to], received[from:to])
+		tx.Queue(sqlProviderStatusBatch, sids[from:to], statuses[from:to], ranks[from:to], codes[from:to], messages[from:to],
+			phones[from:to], messageIDs[from:to], received[from:to])
+		return nil
+	})
 }

@@ -29,6 +29,21 @@ type Projection interface {
 	Apply(ctx context.Context, tx Tx, env events.Envelope, e events.Event) error
 }
 
+// BatchProjection is a Projection that can also apply a page of events with a few set-based
+// statements (multi-row INSERT … SELECT FROM unnest(…) ON CONFLICT …, UPDATE … FROM unnest(…))
+// instead of one statement per event. The applier uses ApplyBatch when a projection implements
+// it; Apply stays the reference semantics.
+type BatchProjection interface {
+	Projection
+	// ApplyBatch writes the effect of envs — decoded as evs, same length, in log order — exactly
+	// as calling Apply on each in turn would. The usual way is to cut the page into runs of
+	// consecutive events that one statement can apply (eachRun: the same statement, no key
+	// twice) and queue one statement per run, in order. If it fails (or a queued statement
+	// does), the applier rolls the page back and applies it again event by event, which names
+	// and parks the event at fault; so ApplyBatch need not say which event failed.
+	ApplyBatch(ctx context.Context, tx Tx, envs []events.Envelope, evs []events.Event) error
+}
+
 // Tx is the transaction a projection writes through. Queue adds a statement to a pipeline
 // that is sent with the batch (one round trip for many events); Exec, Query and QueryRow send
 // the pipeline first, for the projections that must read before they write.

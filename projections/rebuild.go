@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -17,8 +19,14 @@ import (
 
 // RebuildConfig tunes Rebuild.
 type RebuildConfig struct {
+	// BatchSize is how many log rows one replay transaction reads (default 10,000).
 	BatchSize   int
 	MaxAttempts int
+	// VisibleWait bounds how long Rebuild waits, before replaying, until the log is readable up
+	// to the last event committed when it started (default 30 s). A transaction left open
+	// anywhere on the server holds the read horizon back; past VisibleWait Rebuild fails naming
+	// it, instead of replaying a log that looks empty.
+	VisibleWait time.Duration
 }
 
 // RebuildResult says what a rebuild did.
@@ -32,12 +40,19 @@ type RebuildResult struct {
 // in atomically: the swap transaction locks the projection's checkpoint (so the live runner
 // waits), applies whatever was appended meanwhile, replaces the live tables and sets the
 // checkpoint. Readers see the old tables until the commit and the new ones after it.
+//
+// The copies carry only their primary key and unique constraints and indexes while the log is
+// replayed (ON CONFLICT needs them, and a uniqueness violation must park the same event as on
+// the live path); the other indexes are built once, after the replay, under their live names.
 func Rebuild(ctx context.Context, pool *pgxpool.Pool, registry *events.Registry, p Projection, cfg RebuildConfig, log zerolog.Logger) (RebuildResult, error) {
 	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 5000
+		cfg.BatchSize = 10_000
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 3
+	}
+	if cfg.VisibleWait == 0 {
+		cfg.VisibleWait = 30 * time.Second
 	}
 	start := time.Now()
 	res := RebuildResult{Projection: p.Name()}
@@ -48,8 +63,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, registry *events.Registry,
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&live); err != nil {
 		return res, fmt.Errorf("rebuild %s: current schema: %w", p.Name(), err)
 	}
+	if err := waitReadable(ctx, pool, cfg.VisibleWait); err != nil {
+		return res, fmt.Errorf("rebuild %s: %w", p.Name(), err)
+	}
 	shadow := shadowSchema(live, p.Name())
-	renames, err := createShadow(ctx, pool, live, shadow, p.Tables())
+	later, err := createShadow(ctx, pool, live, shadow, p.Tables())
 	if err != nil {
 		return res, fmt.Errorf("rebuild %s: %w", p.Name(), err)
 	}
@@ -63,21 +81,34 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, registry *events.Registry,
 
 	a := newApplier(p, registry)
 	cur := &rebuildCursor{pool: pool, searchPath: pgx.Identifier{shadow}.Sanitize() + ", " + pgx.Identifier{live}.Sanitize()}
-	// Fill the shadow tables outside the swap, in ordinary batches.
-	for {
-		step, err := a.step(ctx, cur, cfg.BatchSize)
-		var failed *applyError
-		if errors.As(err, &failed) {
-			_, err = a.recover(ctx, cur, failed, cfg.MaxAttempts)
-			step = stepResult{}
+	// Fill the shadow tables outside the swap, in ordinary batches, until caught up.
+	replay := func() error {
+		for {
+			step, err := a.step(ctx, cur, cfg.BatchSize)
+			var failed *applyError
+			if errors.As(err, &failed) {
+				_, err = a.recover(ctx, cur, failed, cfg.BatchSize, cfg.MaxAttempts)
+				step = stepResult{}
+			}
+			if err != nil {
+				return fmt.Errorf("rebuild %s: %w", p.Name(), err)
+			}
+			res.Events += step.applied
+			if step.caughtUp {
+				return nil
+			}
 		}
-		if err != nil {
-			return res, fmt.Errorf("rebuild %s: %w", p.Name(), err)
-		}
-		res.Events += step.applied
-		if step.caughtUp {
-			break
-		}
+	}
+	if err := replay(); err != nil {
+		return res, err
+	}
+	renames, err := finishShadow(ctx, pool, live, shadow, p.Tables(), later, log)
+	if err != nil {
+		return res, fmt.Errorf("rebuild %s: %w", p.Name(), err)
+	}
+	// What was appended while the indexes were built, so the swap has little left to apply.
+	if err := replay(); err != nil {
+		return res, err
 	}
 	tail, err := swap(ctx, pool, a, cur, live, shadow, p, renames, cfg.BatchSize)
 	if err != nil {
@@ -88,6 +119,76 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, registry *events.Registry,
 	return res, nil
 }
 
+// waitReadable waits until readers can see the log up to the last event committed now: until
+// the read horizon (the oldest transaction still open anywhere on the server) has passed it.
+// Until then a replay stops early — at the extreme it sees nothing — and the rebuild would
+// "succeed" by swapping in tables that miss those events, with the checkpoint set back to
+// where it stopped: readers would see them missing until the live runner applied them again.
+// Past within it fails, naming the oldest open transaction.
+func waitReadable(ctx context.Context, pool *pgxpool.Pool, within time.Duration) error {
+	last, err := store.Last(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if last == (store.Checkpoint{}) {
+		return nil // an empty log
+	}
+	deadline := time.Now().Add(within)
+	delay := 5 * time.Millisecond
+	for {
+		var horizon uint64
+		if err := pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&horizon); err != nil {
+			return fmt.Errorf("read horizon: %w", err)
+		}
+		if horizon > last.TxID {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return horizonHeld(ctx, pool, last, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(delay, time.Until(deadline)+time.Millisecond)):
+		}
+		delay = min(2*delay, 250*time.Millisecond)
+	}
+}
+
+// horizonHeld is the error of a rebuild that waited in vain for the read horizon: it names the
+// oldest transaction still open, from pg_stat_activity (or pg_prepared_xacts).
+func horizonHeld(ctx context.Context, pool *pgxpool.Pool, last store.Checkpoint, waited time.Duration) error {
+	head := fmt.Sprintf("the log is not readable up to its last committed event (transaction %d, position %d) after waiting %s",
+		last.TxID, last.Position, waited)
+	var (
+		pid                         int
+		user, db, app, state, query string
+		xid                         string
+		age                         float64
+	)
+	err := pool.QueryRow(ctx, `SELECT pid, coalesce(usename, ''), coalesce(datname, ''), coalesce(application_name, ''),
+    coalesce(state, ''), coalesce(extract(epoch FROM now() - xact_start), 0)::float8, backend_xid::text,
+    coalesce(left(regexp_replace(query, '\s+', ' ', 'g'), 120), '')
+FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+ORDER BY age(backend_xid) DESC LIMIT 1`).Scan(&pid, &user, &db, &app, &state, &age, &xid, &query)
+	if err == nil {
+		return fmt.Errorf("%s: transaction %s of pid %d (user %s, database %s, application %q, %s, open for %s, last statement %q) "+
+			"holds the read horizon back; end it (pg_terminate_backend(%d)) or retry later",
+			head, xid, pid, user, db, app, state, (time.Duration(age * float64(time.Second))).Round(time.Millisecond), query, pid)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s; looking for the transaction holding the read horizon back: %w", head, err)
+	}
+	var gid, owner string
+	err = pool.QueryRow(ctx, `SELECT gid, owner, coalesce(extract(epoch FROM now() - prepared), 0)::float8
+FROM pg_prepared_xacts ORDER BY age(transaction) DESC LIMIT 1`).Scan(&gid, &owner, &age)
+	if err == nil {
+		return fmt.Errorf("%s: prepared transaction %q (owner %s, prepared %s ago) holds the read horizon back; COMMIT PREPARED or ROLLBACK PREPARED it",
+			head, gid, owner, (time.Duration(age * float64(time.Second))).Round(time.Millisecond))
+	}
+	return fmt.Errorf("%s: an open transaction holds the read horizon back (see pg_stat_activity.backend_xid)", head)
+}
+
 func shadowSchema(live, projection string) string {
 	name := live + "_rebuild_" + projection
 	if len(name) > 63 {
@@ -96,20 +197,116 @@ func shadowSchema(live, projection string) string {
 	return name
 }
 
-// createShadow makes empty copies of the tables in a fresh schema and returns, per table, the
-// shadow index names to rename back to the live names after the swap (LIKE … INCLUDING ALL
-// generates its own index names).
-func createShadow(ctx context.Context, pool *pgxpool.Pool, live, shadow string, tables []string) (map[string]map[string]string, error) {
+// shadowIndex is an index of a live table, to be built on its shadow copy under the same name
+// (the schemas differ, so the names do not collide, and the swap moves them in unchanged).
+type shadowIndex struct {
+	table, name string
+	create      string // the statement that builds it on the shadow table
+}
+
+// createShadow makes empty copies of the tables in a fresh schema — columns, defaults, CHECK
+// constraints and the rest of LIKE … INCLUDING ALL, but without indexes — and adds the primary
+// keys, unique constraints and unique indexes at once. It returns the other indexes, to build
+// after the replay.
+func createShadow(ctx context.Context, pool *pgxpool.Pool, live, shadow string, tables []string) (later []shadowIndex, err error) {
 	sh := pgx.Identifier{shadow}.Sanitize()
 	if _, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+sh+" CASCADE; CREATE SCHEMA "+sh); err != nil {
 		return nil, fmt.Errorf("create schema %s: %w", shadow, err)
 	}
-	renames := map[string]map[string]string{}
 	for _, t := range tables {
-		if _, err := pool.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL)",
+		if _, err := pool.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (LIKE %s INCLUDING ALL EXCLUDING INDEXES)",
 			pgx.Identifier{shadow, t}.Sanitize(), pgx.Identifier{live, t}.Sanitize())); err != nil {
 			return nil, fmt.Errorf("copy table %s: %w", t, err)
 		}
+		idx, err := liveIndexes(ctx, pool, live, shadow, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, ix := range idx {
+			if !ix.now {
+				later = append(later, ix.shadowIndex)
+				continue
+			}
+			if _, err := pool.Exec(ctx, ix.create); err != nil {
+				return nil, fmt.Errorf("copy index %s of %s: %w", ix.name, t, err)
+			}
+		}
+	}
+	return later, nil
+}
+
+type liveIndex struct {
+	shadowIndex
+	now bool // a constraint or unique: needed while replaying
+}
+
+// liveIndexes lists the indexes of live.table with the statements that build them on
+// shadow.table.
+func liveIndexes(ctx context.Context, pool *pgxpool.Pool, live, shadow, table string) ([]liveIndex, error) {
+	rows, err := pool.Query(ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisunique,
+    coalesce(con.conname, ''), coalesce(pg_get_constraintdef(con.oid), '')
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')
+WHERE i.indrelid = $1::regclass
+ORDER BY c.relname`, pgx.Identifier{live, table}.Sanitize())
+	if err != nil {
+		return nil, fmt.Errorf("list indexes of %s.%s: %w", live, table, err)
+	}
+	defer rows.Close()
+	target := pgx.Identifier{shadow, table}.Sanitize()
+	var out []liveIndex
+	for rows.Next() {
+		var (
+			name, def, conname, condef string
+			unique                     bool
+		)
+		if err := rows.Scan(&name, &def, &unique, &conname, &condef); err != nil {
+			return nil, err
+		}
+		ix := liveIndex{shadowIndex: shadowIndex{table: table, name: name}, now: unique || conname != ""}
+		if conname != "" {
+			ix.create = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", target, pgx.Identifier{conname}.Sanitize(), condef)
+		} else {
+			m := indexHead.FindStringSubmatch(def)
+			if m == nil {
+				return nil, fmt.Errorf("index %s of %s.%s: unexpected definition %q", name, live, table, def)
+			}
+			ix.create = fmt.Sprintf("CREATE %sINDEX %s ON %s %s", m[1], pgx.Identifier{name}.Sanitize(), target, def[len(m[0]):])
+		}
+		out = append(out, ix)
+	}
+	return out, rows.Err()
+}
+
+// finishShadow builds the indexes left for after the replay and returns, per table, the shadow
+// index names to rename to the live names after the swap: none when every index took its live
+// name, as createShadow arranges, but the swap restores the live names whatever happened.
+func finishShadow(ctx context.Context, pool *pgxpool.Pool, live, shadow string, tables []string, later []shadowIndex, log zerolog.Logger) (map[string]map[string]string, error) {
+	if len(later) > 0 {
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("build indexes: %w", err)
+		}
+		// One sort per index, in memory where it fits: the default (64 MB) spills the GIN build
+		// over a million users to disk.
+		_, err = conn.Exec(ctx, fmt.Sprintf("SET maintenance_work_mem = '256MB'; SET lock_timeout = %d", indexWait.Milliseconds()))
+		for _, ix := range later {
+			if err != nil {
+				break
+			}
+			err = buildIndex(ctx, conn.Conn(), shadow, ix, log)
+		}
+		if _, rerr := conn.Exec(ctx, "RESET maintenance_work_mem; RESET lock_timeout"); rerr != nil {
+			conn.Conn().Close(ctx) //nolint:errcheck // the connection must not go back to the pool with the settings
+		}
+		conn.Release()
+		if err != nil {
+			return nil, err
+		}
+	}
+	renames := map[string]map[string]string{}
+	for _, t := range tables {
 		liveIdx, err := indexes(ctx, pool, live, t)
 		if err != nil {
 			return nil, err
@@ -126,6 +323,37 @@ func createShadow(ctx context.Context, pool *pgxpool.Pool, live, shadow string, 
 		}
 	}
 	return renames, nil
+}
+
+// indexWait bounds how long CREATE INDEX CONCURRENTLY waits for older snapshots (a variable
+// for the tests).
+var indexWait = 5 * time.Second
+
+// buildIndex builds one index on a shadow table CONCURRENTLY, although nothing else writes the
+// shadow table: a plain CREATE INDEX holds a transaction id for the whole build (seconds for a
+// GIN index over a million users), which holds the read horizon back — and the live runners
+// and the relay with it — for as long. A concurrent build waits first for every transaction of
+// the database that holds an older snapshot, though: if one is still open after indexWait (an
+// idle session left in a transaction, a pg_dump), the index is built the plain way instead.
+func buildIndex(ctx context.Context, conn *pgx.Conn, shadow string, ix shadowIndex, log zerolog.Logger) error {
+	_, err := conn.Exec(ctx, strings.Replace(ix.create, "CREATE INDEX ", "CREATE INDEX CONCURRENTLY ", 1))
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" /* lock_not_available: lock_timeout */ {
+		if err != nil {
+			return fmt.Errorf("build index %s of %s: %w", ix.name, ix.table, err)
+		}
+		return nil
+	}
+	log.Warn().Str("index", ix.name).Dur("waited", indexWait).
+		Msg("an older snapshot kept the concurrent index build waiting; building it in one transaction, which holds the read horizon back while it runs")
+	// The failed concurrent build leaves an invalid index behind.
+	if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+pgx.Identifier{shadow, ix.name}.Sanitize()); err != nil {
+		return fmt.Errorf("drop the invalid index %s of %s: %w", ix.name, ix.table, err)
+	}
+	if _, err := conn.Exec(ctx, ix.create); err != nil {
+		return fmt.Errorf("build index %s of %s: %w", ix.name, ix.table, err)
+	}
+	return nil
 }
 
 var indexHead = regexp.MustCompile(`^CREATE (UNIQUE )?INDEX \S+ ON \S+ `)
@@ -166,7 +394,11 @@ func swap(ctx context.Context, pool *pgxpool.Pool, a *applier, cur *rebuildCurso
 		}
 		cp := cur.cp
 		for {
-			page, err := a.applyPage(ctx, tx, cp, batchSize)
+			pr, err := a.readPage(ctx, tx, cp, batchSize)
+			if err != nil {
+				return err
+			}
+			page, err := a.applyPage(ctx, tx, pr, false, nil)
 			if err != nil {
 				return err
 			}
@@ -212,7 +444,7 @@ func (c *rebuildCursor) begin(ctx context.Context) (pgx.Tx, store.Checkpoint, er
 	if err != nil {
 		return nil, store.Checkpoint{}, fmt.Errorf("begin: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "SET LOCAL search_path = "+c.searchPath+"; SET LOCAL synchronous_commit = off"); err != nil {
+	if _, err := tx.Exec(ctx, "SET LOCAL search_path = "+c.searchPath+"; SET LOCAL synchronous_commit = off; SET LOCAL plan_cache_mode = force_generic_plan"); err != nil {
 		tx.Rollback(ctx) //nolint:errcheck
 		return nil, store.Checkpoint{}, fmt.Errorf("configure transaction: %w", err)
 	}
@@ -225,3 +457,5 @@ func (c *rebuildCursor) save(_ context.Context, _ pgx.Tx, cp store.Checkpoint) e
 }
 
 func (c *rebuildCursor) committed(cp store.Checkpoint) { c.cp = cp }
+
+func (c *rebuildCursor) reader() store.Querier { return c.pool }

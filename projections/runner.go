@@ -21,7 +21,9 @@ import (
 
 // Config tunes the runner.
 type Config struct {
-	// BatchSize is how many events one transaction applies.
+	// BatchSize is how many log rows one transaction reads and applies (default 5,000). Pages
+	// are full only while catching up; a projection applies a page with a few set-based
+	// statements (BatchProjection), so a larger page amortizes the per-transaction work.
 	BatchSize int
 	// MaxAttempts is how often a failing event is tried before it is parked.
 	MaxAttempts int
@@ -41,7 +43,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 5000
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 3
@@ -299,7 +301,7 @@ func (w *worker) round(ctx context.Context, budget time.Duration) (caughtUp bool
 		var failed *applyError
 		if errors.As(err, &failed) {
 			w.r.metrics.errors.WithLabelValues(w.p.Name()).Inc()
-			parked, rerr := w.a.recover(ctx, w.cur, failed, w.r.cfg.MaxAttempts)
+			parked, rerr := w.a.recover(ctx, w.cur, failed, w.r.cfg.BatchSize, w.r.cfg.MaxAttempts)
 			if parked {
 				w.r.metrics.parked.WithLabelValues(w.p.Name()).Inc()
 				w.log.Error().Err(failed.err).Str("event_id", failed.env.EventID.String()).Str("type", failed.env.Type).
@@ -317,11 +319,12 @@ func (w *worker) round(ctx context.Context, budget time.Duration) (caughtUp bool
 		}
 		w.r.setHealth(w.p.Name(), nil)
 		w.r.metrics.applied.WithLabelValues(w.p.Name()).Add(float64(res.applied))
-		lag := 0.0
-		if !res.caughtUp && res.applied > 0 {
-			lag = time.Since(res.last.RecordedAt).Seconds()
-		}
-		w.r.metrics.lag.WithLabelValues(w.p.Name()).Set(lag)
+		switch {
+		case res.caughtUp:
+			w.r.metrics.lag.WithLabelValues(w.p.Name()).Set(0)
+		case res.applied > 0:
+			w.r.metrics.lag.WithLabelValues(w.p.Name()).Set(time.Since(res.last.RecordedAt).Seconds())
+		} // a page that scanned only other types says nothing about the lag
 		if res.caughtUp {
 			return true, nil
 		}

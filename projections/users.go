@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"herald/events"
 )
@@ -70,6 +71,126 @@ func (Users) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event
 	return nil
 }
 
+// The set-based forms of the statements above, one row per event of a run (eachRun). Each
+// computes every column exactly as its single-row form does.
+const (
+	sqlUsersCreate = `INSERT INTO users (phone, attributes, consent, consent_source, locale, timezone, created_at, updated_at, version)
+SELECT phone, attributes::jsonb, consent, source, locale, timezone, at, at, version
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])
+    AS r(phone, attributes, consent, source, locale, timezone, at, version)
+ON CONFLICT (phone) DO UPDATE SET attributes = excluded.attributes, consent = excluded.consent,
+    consent_source = excluded.consent_source, locale = excluded.locale, timezone = excluded.timezone,
+    updated_at = excluded.updated_at, version = excluded.version`
+
+	sqlUsersAttributes = `UPDATE users SET
+    attributes = coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(
+        CASE WHEN r.mode = 'replace' THEN '{}'::jsonb ELSE users.attributes END || r.attributes::jsonb) AS a(k, v)
+        WHERE v <> 'null'::jsonb), '{}'::jsonb),
+    locale = coalesce(r.locale, users.locale), timezone = coalesce(r.timezone, users.timezone),
+    updated_at = r.at, version = r.version
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int[])
+    AS r(phone, mode, attributes, locale, timezone, at, version)
+WHERE users.phone = r.phone`
+
+	sqlUsersConsent = `UPDATE users SET consent = r.consent, consent_source = r.source, updated_at = r.at, version = r.version
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[]) AS r(phone, consent, source, at, version)
+WHERE users.phone = r.phone`
+
+	sqlUsersTouch = `UPDATE users SET updated_at = r.at, version = r.version
+FROM unnest($1::text[], $2::timestamptz[], $3::int[]) AS r(phone, at, version)
+WHERE users.phone = r.phone`
+
+	sqlUsersInbound = `UPDATE users SET last_inbound_at = greatest(users.last_inbound_at, r.received_at), updated_at = r.at, version = r.version
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[]) AS r(phone, received_at, at, version)
+WHERE users.phone = r.phone`
+)
+
+// The statement each user event is applied with; a run (eachRun) shares one.
+const (
+	userCreate = iota
+	userAttributes
+	userConsent
+	userTouch
+	userInbound
+)
+
+// ApplyBatch applies a page with one statement per run of consecutive events that use the same
+// statement on distinct phones.
+func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []events.Event) error {
+	kinds := make([]int, len(evs))
+	phones := make([]string, len(evs))
+	for i, e := range evs {
+		switch e := e.(type) {
+		case *events.UserCreated:
+			kinds[i], phones[i] = userCreate, e.Phone
+		case *events.UserAttributesChanged:
+			kinds[i], phones[i] = userAttributes, e.Phone
+		case *events.UserConsentChanged:
+			kinds[i], phones[i] = userConsent, e.Phone
+		case *events.UserSubscribed:
+			kinds[i], phones[i] = userTouch, e.Phone
+		case *events.UserUnsubscribed:
+			kinds[i], phones[i] = userTouch, e.Phone
+		case *events.UserMessageReceived:
+			kinds[i], phones[i] = userInbound, e.Phone
+		default:
+			return Poison(fmt.Errorf("users: unexpected %T", e))
+		}
+	}
+	return eachRun(len(evs), func(i int) int { return kinds[i] }, func(i int) string { return phones[i] }, func(from, to int) error {
+		envs, evs := envs[from:to], evs[from:to]
+		phones := phones[from:to]
+		at := make([]time.Time, len(envs))
+		version := make([]int, len(envs))
+		for i, env := range envs {
+			at[i], version[i] = env.RecordedAt, env.StreamVersion
+		}
+		switch kinds[from] {
+		case userCreate:
+			var attrs, consent, source, locale, timezone []string
+			for _, e := range evs {
+				e := e.(*events.UserCreated)
+				a, err := attributesJSON(e.Attributes)
+				if err != nil {
+					return err
+				}
+				attrs, consent, source = append(attrs, a), append(consent, e.Consent), append(source, e.Source)
+				locale, timezone = append(locale, e.Locale), append(timezone, e.Timezone)
+			}
+			tx.Queue(sqlUsersCreate, phones, attrs, consent, source, locale, timezone, at, version)
+		case userAttributes:
+			var mode, attrs []string
+			var locale, timezone []*string
+			for _, e := range evs {
+				e := e.(*events.UserAttributesChanged)
+				a, err := attributesJSON(e.Attributes)
+				if err != nil {
+					return err
+				}
+				mode, attrs = append(mode, e.Mode), append(attrs, a)
+				locale, timezone = append(locale, e.Locale), append(timezone, e.Timezone)
+			}
+			tx.Queue(sqlUsersAttributes, phones, mode, attrs, locale, timezone, at, version)
+		case userConsent:
+			var consent, source []string
+			for _, e := range evs {
+				e := e.(*events.UserConsentChanged)
+				consent, source = append(consent, e.Consent), append(source, e.Source)
+			}
+			tx.Queue(sqlUsersConsent, phones, consent, source, at, version)
+		case userTouch:
+			tx.Queue(sqlUsersTouch, phones, at, version)
+		case userInbound:
+			received := make([]time.Time, len(evs))
+			for i, e := range evs {
+				received[i] = e.(*events.UserMessageReceived).ReceivedAt
+			}
+			tx.Queue(sqlUsersInbound, phones, received, at, version)
+		}
+		return nil
+	})
+}
+
 func attributesJSON(a map[string]any) (string, error) {
 	if a == nil {
 		return "{}", nil
@@ -103,6 +224,36 @@ func (Subscriptions) Apply(_ context.Context, tx Tx, env events.Envelope, e even
 		return Poison(fmt.Errorf("subscriptions: unexpected %T", e))
 	}
 	return nil
+}
+
+const sqlSubscriptions = `INSERT INTO subscriptions (phone, topic, subscribed, source, updated_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::timestamptz[])
+ON CONFLICT (phone, topic) DO UPDATE SET subscribed = excluded.subscribed, source = excluded.source, updated_at = excluded.updated_at`
+
+// ApplyBatch upserts a run of (un)subscriptions with one statement, cutting it where a
+// (phone, topic) repeats.
+func (Subscriptions) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []events.Event) error {
+	phones := make([]string, len(evs))
+	topics := make([]string, len(evs))
+	subscribed := make([]bool, len(evs))
+	sources := make([]string, len(evs))
+	at := make([]time.Time, len(evs))
+	for i, e := range evs {
+		switch e := e.(type) {
+		case *events.UserSubscribed:
+			phones[i], topics[i], subscribed[i], sources[i] = e.Phone, e.Topic, true, e.Source
+		case *events.UserUnsubscribed:
+			phones[i], topics[i], subscribed[i], sources[i] = e.Phone, e.Topic, false, e.Source
+		default:
+			return Poison(fmt.Errorf("subscriptions: unexpected %T", e))
+		}
+		at[i] = envs[i].RecordedAt
+	}
+	return eachRun(len(evs), func(int) int { return 0 }, func(i int) string { return phones[i] + "\x00" + topics[i] },
+		func(from, to int) error {
+			tx.Queue(sqlSubscriptions, phones[from:to], topics[from:to], subscribed[from:to], sources[from:to], at[from:to])
+			return nil
+		})
 }
 
 // All returns Herald's projections, in the order they are started and rebuilt.

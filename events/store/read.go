@@ -37,13 +37,15 @@ func After(env events.Envelope) Checkpoint {
 	return Checkpoint{TxID: env.TransactionID, Position: env.GlobalPosition}
 }
 
-// Page is one gap-safe read: the events, and the checkpoint to read from next. When the page
-// is not full, Next is moved up to the visibility horizon, so a reader filtering by type does
-// not rescan events it skipped.
+// Page is one gap-safe read: the events, and the checkpoint to read from next. A read scans at
+// most limit rows of the log, in order, and returns those of the wanted types; Next is the last
+// row scanned, so a reader filtering by type does not rescan events it skipped. When fewer than
+// limit rows were left to scan, Next is moved up to the visibility horizon.
 type Page struct {
 	Events []events.Envelope
 	Next   Checkpoint
-	// CaughtUp is true when nothing visible was left after this page.
+	// CaughtUp is true when nothing visible was left after this page. A page that is not caught
+	// up may hold fewer than limit events, or none, when it scanned events of other types.
 	CaughtUp bool
 }
 
@@ -53,40 +55,75 @@ const envelopeColumns = `global_position, transaction_id, event_id, stream_id, s
 // committed or rolled back, so rows below it can be read without ever skipping a later commit.
 const sqlHorizon = `SELECT pg_snapshot_xmin(pg_current_snapshot())`
 
-// sqlReadAfter is the gap-safe tail of the log (ARCHITECTURE.md, "Reading the log"). The row
-// comparison is an index range scan on the primary key (transaction_id, global_position).
-const sqlReadAfter = `SELECT ` + envelopeColumns + ` FROM events
+// sqlScan is the gap-safe tail of the log (ARCHITECTURE.md, "Reading the log"): at most $4
+// rows after the checkpoint, in log order, below the horizon. It is a range scan of the primary
+// key (transaction_id, global_position) that stops after $4 rows, whatever the statistics say:
+// the limit is a sub-select, which the planner cannot see through, so it plans for a fraction of
+// the range and the ordered index scan wins. With a visible limit and no statistics yet (a
+// fresh or bulk-loaded events table) it estimated the range small, read all of it with a bitmap
+// scan and sorted it, on disk: the whole backlog for every page.
+const sqlScan = `SELECT ` + envelopeColumns + ` FROM events
 WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
   AND transaction_id < $3::xid8
-  AND ($4::text[] IS NULL OR type = ANY($4::text[]))
 ORDER BY transaction_id, global_position
-LIMIT $5`
+LIMIT (SELECT $4::bigint)`
 
-// ReadAfter reads up to limit events after cp that can no longer be overtaken by a commit,
-// optionally only those of the given types. It never returns an event of a transaction that is
-// still open, and never skips one that commits later.
+// sqlReadAfter reads a page without a type filter: every row scanned.
+const sqlReadAfter = sqlScan
+
+// sqlReadAfterTypes scans the same bounded range and returns the rows of the wanted types, plus
+// the last row scanned when the scan was full (n = $4), so the reader can move past what it
+// skipped. The type test is applied to the rows scanned, never inside the scan: a type
+// condition there made the planner pick a sequential scan and a sort of the whole backlog.
+const sqlReadAfterTypes = `SELECT ` + envelopeColumns + `, wanted, n FROM (
+    SELECT scan.*, type = ANY($5::text[]) AS wanted,
+           row_number() OVER (ORDER BY transaction_id, global_position) AS n
+    FROM (` + sqlScan + `) scan
+) page
+WHERE wanted OR n = $4::bigint
+ORDER BY transaction_id, global_position`
+
+// ReadAfter reads the events after cp that can no longer be overtaken by a commit, scanning at
+// most limit rows of the log and keeping those of the given types (all, without types). It
+// never returns an event of a transaction that is still open, and never skips one that commits
+// later. The work is bounded by limit whatever the types: a page of a filtering reader may be
+// short, or empty, without being caught up.
 func ReadAfter(ctx context.Context, q Querier, cp Checkpoint, limit int, types []string) (Page, error) {
 	var horizon uint64
 	if err := q.QueryRow(ctx, sqlHorizon).Scan(&horizon); err != nil {
 		return Page{}, fmt.Errorf("read horizon: %w", err)
 	}
-	var typeFilter []string
-	if len(types) > 0 {
-		typeFilter = types
+	page := Page{Next: cp}
+	var scanned int
+	if len(types) == 0 {
+		rows, err := q.Query(ctx, sqlReadAfter, cp.TxID, cp.Position, horizon, limit)
+		if err != nil {
+			return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
+		}
+		page.Events, err = scanEnvelopes(rows)
+		if err != nil {
+			return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
+		}
+		scanned = len(page.Events)
+		if scanned > 0 {
+			page.Next = After(page.Events[scanned-1])
+		}
+	} else {
+		rows, err := q.Query(ctx, sqlReadAfterTypes, cp.TxID, cp.Position, horizon, limit, types)
+		if err != nil {
+			return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
+		}
+		var last *events.Envelope
+		page.Events, last, err = scanFiltered(rows, limit)
+		if err != nil {
+			return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
+		}
+		if last != nil { // the scan was full: continue after its last row
+			scanned = limit
+			page.Next = After(*last)
+		}
 	}
-	rows, err := q.Query(ctx, sqlReadAfter, cp.TxID, cp.Position, horizon, typeFilter, limit)
-	if err != nil {
-		return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
-	}
-	evs, err := scanEnvelopes(rows)
-	if err != nil {
-		return Page{}, fmt.Errorf("read after %d/%d: %w", cp.TxID, cp.Position, err)
-	}
-	page := Page{Events: evs, Next: cp}
-	if len(evs) > 0 {
-		page.Next = After(evs[len(evs)-1])
-	}
-	if len(evs) < limit {
+	if scanned < limit {
 		page.CaughtUp = true
 		// Every transaction below the horizon is finished and was fully scanned.
 		if h := (Checkpoint{TxID: horizon - 1, Position: math.MaxInt64}); horizon > 0 && page.Next.Less(h) {
@@ -96,29 +133,60 @@ func ReadAfter(ctx context.Context, q Querier, cp Checkpoint, limit int, types [
 	return page, nil
 }
 
+// scanFiltered reads sqlReadAfterTypes: the wanted events, and the last row scanned if the scan
+// was full (row number limit), whether wanted or not.
+func scanFiltered(rows pgx.Rows, limit int) (evs []events.Envelope, last *events.Envelope, err error) {
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			e      events.Envelope
+			wanted bool
+			n      int64
+		)
+		if err := scanEnvelope(rows, &e, &wanted, &n); err != nil {
+			return nil, nil, err
+		}
+		if wanted {
+			evs = append(evs, e)
+		}
+		if n == int64(limit) {
+			last = &e
+		}
+	}
+	return evs, last, rows.Err()
+}
+
 func scanEnvelopes(rows pgx.Rows) ([]events.Envelope, error) {
 	defer rows.Close()
 	var out []events.Envelope
 	for rows.Next() {
-		var (
-			e        events.Envelope
-			data     []byte
-			metadata []byte
-			version  int16
-		)
-		if err := rows.Scan(&e.GlobalPosition, &e.TransactionID, &e.EventID, &e.StreamID, &e.StreamVersion,
-			&e.Type, &version, &data, &metadata, &e.RecordedAt); err != nil {
+		var e events.Envelope
+		if err := scanEnvelope(rows, &e); err != nil {
 			return nil, err
-		}
-		e.SchemaVersion = int(version)
-		e.Data = json.RawMessage(data)
-		if len(metadata) > 0 {
-			// Metadata is best effort: a malformed one must not make the event unreadable.
-			_ = json.Unmarshal(metadata, &e.Metadata)
 		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// scanEnvelope scans envelopeColumns, then extra.
+func scanEnvelope(rows pgx.Rows, e *events.Envelope, extra ...any) error {
+	var (
+		data     []byte
+		metadata []byte
+		version  int16
+	)
+	if err := rows.Scan(append([]any{&e.GlobalPosition, &e.TransactionID, &e.EventID, &e.StreamID, &e.StreamVersion,
+		&e.Type, &version, &data, &metadata, &e.RecordedAt}, extra...)...); err != nil {
+		return err
+	}
+	e.SchemaVersion = int(version)
+	e.Data = json.RawMessage(data)
+	if len(metadata) > 0 {
+		// Metadata is best effort: a malformed one must not make the event unreadable.
+		_ = json.Unmarshal(metadata, &e.Metadata)
+	}
+	return nil
 }
 
 const sqlReadStream = `SELECT ` + envelopeColumns + ` FROM events
