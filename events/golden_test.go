@@ -116,6 +116,39 @@ func goldenSamples() map[string]events.Event {
 			TimestampSource:  events.TimestampFromTwilio,
 			Raw:              map[string][]string{"MessageStatus": {"undelivered"}, "ErrorCode": {"63016"}},
 		},
+		events.TypeUserDeleted: &events.UserDeleted{Phone: "+51987654321", Source: "api", Reason: "erasure request 2026-11-26"},
+		events.TypeSegmentSaved: &events.SegmentSaved{
+			ID:          "0b9e6a52-5c1e-4d5b-8f0a-2f6f7d0a9c11",
+			Name:        "Lima gold",
+			Description: "gold customers in Lima",
+			Rule:        json.RawMessage(`{"and":[{"attr":"city","op":"eq","value":"Lima"},{"attr":"plan","op":"eq","value":"gold"}]}`),
+		},
+		events.TypeSegmentDeleted: &events.SegmentDeleted{ID: "0b9e6a52-5c1e-4d5b-8f0a-2f6f7d0a9c11"},
+		events.TypeTemplateSaved: &events.TemplateSaved{
+			ID:            "5d1f0c3e-8a4b-4f7e-9c2d-1b3a5e7f9d20",
+			Name:          "price drop",
+			Channel:       "whatsapp",
+			DefaultLocale: "en",
+			Variants: map[string]events.TemplateVariant{
+				"en":    {Body: "Hi {first_name|there}, {event.product} is now {event.price}."},
+				"es-PE": {Body: "Hola {first_name|}, {event.product} ahora cuesta {event.price}.", ContentSID: "HX0123456789abcdef0123456789abcdef", ContentVariables: map[string]string{"1": "first_name", "2": "event.product"}},
+			},
+		},
+		events.TypeTemplateDeleted: &events.TemplateDeleted{ID: "5d1f0c3e-8a4b-4f7e-9c2d-1b3a5e7f9d20"},
+		events.TypeCampaignSaved: &events.CampaignSaved{
+			ID:          "9a7c5e3b-1d2f-4a6b-8c0e-3f5a7b9c1d42",
+			Name:        "Black Friday",
+			Topic:       "promotions",
+			TemplateID:  "5d1f0c3e-8a4b-4f7e-9c2d-1b3a5e7f9d20",
+			SegmentID:   "0b9e6a52-5c1e-4d5b-8f0a-2f6f7d0a9c11",
+			SegmentRule: json.RawMessage(`{"attr":"country","op":"eq","value":"PE"}`),
+			Schedule:    events.Schedule{Kind: events.ScheduleCron, At: "2026-11-27T13:00:00Z", Cron: "0 9 * * 5", Timezone: "America/Lima"},
+			RateLimit:   events.RateLimit{PerSecond: 20, PerMinute: 600},
+			QuietHours:  &events.QuietHours{Start: "21:00", End: "08:00", TimezoneFallback: "America/Lima"},
+			Retry:       events.RetryPolicy{MaxAttempts: 5, InitialBackoff: "30s", MaxBackoff: "1h"},
+		},
+		events.TypeCampaignStatusChanged: &events.CampaignStatusChanged{ID: "9a7c5e3b-1d2f-4a6b-8c0e-3f5a7b9c1d42", From: "draft", To: "scheduled", Reason: "api"},
+		events.TypeCampaignDeleted:       &events.CampaignDeleted{ID: "9a7c5e3b-1d2f-4a6b-8c0e-3f5a7b9c1d42"},
 	}
 }
 

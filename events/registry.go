@@ -46,6 +46,14 @@ func Catalogue() []Definition {
 		{Type: TypeUserUnsubscribed, Version: 1, New: func() Event { return &UserUnsubscribed{} }},
 		{Type: TypeUserMessageReceived, Version: 1, New: func() Event { return &UserMessageReceived{} }},
 		{Type: TypeMessageStatusReceived, Version: 1, New: func() Event { return &MessageStatusReceived{} }},
+		{Type: TypeUserDeleted, Version: 1, New: func() Event { return &UserDeleted{} }},
+		{Type: TypeSegmentSaved, Version: 1, New: func() Event { return &SegmentSaved{} }},
+		{Type: TypeSegmentDeleted, Version: 1, New: func() Event { return &SegmentDeleted{} }},
+		{Type: TypeTemplateSaved, Version: 1, New: func() Event { return &TemplateSaved{} }},
+		{Type: TypeTemplateDeleted, Version: 1, New: func() Event { return &TemplateDeleted{} }},
+		{Type: TypeCampaignSaved, Version: 1, New: func() Event { return &CampaignSaved{} }},
+		{Type: TypeCampaignStatusChanged, Version: 1, New: func() Event { return &CampaignStatusChanged{} }},
+		{Type: TypeCampaignDeleted, Version: 1, New: func() Event { return &CampaignDeleted{} }},
 	}
 }
 

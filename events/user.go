@@ -19,6 +19,7 @@ const (
 	TypeUserConsentChanged    = "user.consent_changed"
 	TypeUserSubscribed        = "user.subscribed"
 	TypeUserUnsubscribed      = "user.unsubscribed"
+	TypeUserDeleted           = "user.deleted"
 )
 
 // UserCreated starts a user's stream.
@@ -84,3 +85,14 @@ type UserUnsubscribed struct {
 
 func (UserUnsubscribed) EventType() string  { return TypeUserUnsubscribed }
 func (UserUnsubscribed) SchemaVersion() int { return 1 }
+
+// UserDeleted erases a user: the read models drop every row about them. A later event for the
+// same phone (an inbound message, an import) starts the user afresh.
+type UserDeleted struct {
+	Phone  string `json:"phone"`
+	Source string `json:"source"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (UserDeleted) EventType() string  { return TypeUserDeleted }
+func (UserDeleted) SchemaVersion() int { return 1 }
