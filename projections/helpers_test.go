@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -136,6 +137,59 @@ func mixedWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
 			_, err = s.Append(ctx, events.ReceiptStream(out), store.AnyVersion, record(t, events.ReceiptStream(out), st))
 			require.NoError(t, err)
 			total += 2
+		}
+	}
+	total += catalogWorkload(t, s, n/10+1, rng)
+	// A few users erased, and one of them writing again afterwards.
+	for i := 0; i < n; i += 7 {
+		p := phone(i)
+		_, err := s.Append(ctx, events.UserStream(p), store.AnyVersion, record(t, events.UserStream(p), events.UserDeleted{Phone: p, Source: "test"}))
+		require.NoError(t, err)
+		total++
+	}
+	_, err = s.Append(ctx, events.UserStream(phone(0)), store.AnyVersion,
+		record(t, events.UserStream(phone(0)), events.UserCreated{Phone: phone(0), Consent: events.ConsentOptOut, Source: "inbound"}))
+	require.NoError(t, err)
+	return total + 1
+}
+
+// usersAfterMixedWorkload is how many users mixedWorkload(n) leaves: every 7th is erased and
+// the first one comes back.
+func usersAfterMixedWorkload(n int) int { return n - (n+6)/7 + 1 }
+
+// catalogWorkload saves, updates and deletes segments, templates and campaigns and moves the
+// campaigns through their statuses.
+func catalogWorkload(t testing.TB, s *store.Store, n int, rng *rand.Rand) int {
+	ctx := context.Background()
+	total := 0
+	add := func(stream string, e events.Event) {
+		_, err := s.Append(ctx, stream, store.AnyVersion, record(t, stream, e))
+		require.NoError(t, err)
+		total++
+	}
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("c%03d", i)
+		add(events.SegmentStream(id), events.SegmentSaved{ID: id, Name: "segment " + id,
+			Rule: json.RawMessage(fmt.Sprintf(`{"attr":"tier","op":"eq","value":%d}`, rng.IntN(3)))})
+		add(events.TemplateStream(id), events.TemplateSaved{ID: id, Name: "template " + id, Channel: "whatsapp", DefaultLocale: "en",
+			Variants: map[string]events.TemplateVariant{"en": {Body: "Hi {first_name|there}"}, "es": {Body: "Hola {first_name|}"}}})
+		c := events.CampaignSaved{ID: id, Name: "campaign " + id, Topic: "deals", TemplateID: id, SegmentID: id,
+			Schedule: events.Schedule{Kind: events.ScheduleNow}, RateLimit: events.RateLimit{PerSecond: 10},
+			Retry: events.RetryPolicy{MaxAttempts: 3, InitialBackoff: "1s", MaxBackoff: "1m"}}
+		if i%2 == 0 {
+			c.QuietHours = &events.QuietHours{Start: "21:00", End: "08:00", TimezoneFallback: "America/Lima"}
+		}
+		add(events.CampaignStream(id), c)
+		add(events.CampaignStream(id), events.CampaignStatusChanged{ID: id, From: events.CampaignDraft, To: events.CampaignScheduled})
+		switch rng.IntN(4) {
+		case 0:
+			add(events.SegmentStream(id), events.SegmentDeleted{ID: id})
+		case 1:
+			c.Name += " (renamed)"
+			add(events.CampaignStream(id), c)
+		case 2:
+			add(events.TemplateStream(id), events.TemplateDeleted{ID: id})
+			add(events.CampaignStream(id), events.CampaignDeleted{ID: id})
 		}
 	}
 	return total

@@ -14,9 +14,14 @@ import (
 // InboundMessages is the inbox: every inbound message, raw form and normalized record.
 type InboundMessages struct{}
 
-func (InboundMessages) Name() string      { return "inbound_messages" }
-func (InboundMessages) Tables() []string  { return []string{"events_inbound"} }
-func (InboundMessages) Handles() []string { return []string{events.TypeUserMessageReceived} }
+func (InboundMessages) Name() string     { return "inbound_messages" }
+func (InboundMessages) Tables() []string { return []string{"events_inbound"} }
+func (InboundMessages) Handles() []string {
+	return []string{events.TypeUserMessageReceived, events.TypeUserDeleted}
+}
+
+// sqlInboundErase drops what erased users wrote.
+const sqlInboundErase = `DELETE FROM events_inbound WHERE phone = ANY($1)`
 
 const (
 	sqlInbound = `INSERT INTO events_inbound (event_id, message_sid, phone, body, command, topic, profile_name, raw, normalized, received_at)
@@ -49,6 +54,10 @@ func inboundRow(e events.Event) (m *events.UserMessageReceived, raw, norm string
 }
 
 func (InboundMessages) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
+	if d, ok := e.(*events.UserDeleted); ok {
+		tx.Queue(sqlInboundErase, []string{d.Phone})
+		return nil
+	}
 	m, raw, norm, err := inboundRow(e)
 	if err != nil {
 		return err
@@ -66,8 +75,13 @@ func (InboundMessages) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelo
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		norms    = make([]string, n)
 		received = make([]time.Time, n)
+		erase    = make([]bool, n)
 	)
 	for i, e := range evs {
+		if d, ok := e.(*events.UserDeleted); ok {
+			phones[i], erase[i] = d.Phone, true
+			continue
+		}
 		m, raw, norm, err := inboundRow(e)
 		if err != nil {
 			return err
@@ -76,7 +90,23 @@ func (InboundMessages) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelo
 			envs[i].EventID, m.MessageSID, m.Phone, m.Body, m.Command, m.Topic, m.ProfileName
 		raws[i], norms[i], received[i] = raw, norm, m.ReceivedAt
 	}
-	return eachRun(n, func(int) int { return 0 }, func(i int) string { return ids[i].String() }, func(from, to int) error {
+	kind := func(i int) int {
+		if erase[i] {
+			return 1
+		}
+		return 0
+	}
+	key := func(i int) string {
+		if erase[i] {
+			return phones[i]
+		}
+		return ids[i].String()
+	}
+	return eachRun(n, kind, key, func(from, to int) error {
+		if erase[from] {
+			tx.Queue(sqlInboundErase, phones[from:to])
+			return nil
+		}
 		tx.Queue(sqlInboundBatch, ids[from:to], sids[from:to], phones[from:to], bodies[from:to], commands[from:to],
 			topics[from:to], names[from:to], raws[from:to], norms[from:to], received[from:to])
 		return nil

@@ -17,7 +17,7 @@ func (Users) Name() string     { return "users" }
 func (Users) Tables() []string { return []string{"users"} }
 func (Users) Handles() []string {
 	return []string{events.TypeUserCreated, events.TypeUserAttributesChanged, events.TypeUserConsentChanged,
-		events.TypeUserSubscribed, events.TypeUserUnsubscribed, events.TypeUserMessageReceived}
+		events.TypeUserSubscribed, events.TypeUserUnsubscribed, events.TypeUserMessageReceived, events.TypeUserDeleted}
 }
 
 const (
@@ -65,6 +65,8 @@ func (Users) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event
 		tx.Queue(sqlUserTouch, e.Phone, env.RecordedAt, env.StreamVersion)
 	case *events.UserMessageReceived:
 		tx.Queue(sqlUserInbound, e.Phone, e.ReceivedAt, env.RecordedAt, env.StreamVersion)
+	case *events.UserDeleted:
+		tx.Queue(sqlUsersDelete, []string{e.Phone})
 	default:
 		return Poison(fmt.Errorf("users: unexpected %T", e))
 	}
@@ -100,6 +102,8 @@ WHERE users.phone = r.phone`
 FROM unnest($1::text[], $2::timestamptz[], $3::int[]) AS r(phone, at, version)
 WHERE users.phone = r.phone`
 
+	sqlUsersDelete = `DELETE FROM users WHERE phone = ANY($1)`
+
 	sqlUsersInbound = `UPDATE users SET last_inbound_at = greatest(users.last_inbound_at, r.received_at), updated_at = r.at, version = r.version
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[]) AS r(phone, received_at, at, version)
 WHERE users.phone = r.phone`
@@ -112,6 +116,7 @@ const (
 	userConsent
 	userTouch
 	userInbound
+	userDelete
 )
 
 // ApplyBatch applies a page with one statement per run of consecutive events that use the same
@@ -133,6 +138,8 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 			kinds[i], phones[i] = userTouch, e.Phone
 		case *events.UserMessageReceived:
 			kinds[i], phones[i] = userInbound, e.Phone
+		case *events.UserDeleted:
+			kinds[i], phones[i] = userDelete, e.Phone
 		default:
 			return Poison(fmt.Errorf("users: unexpected %T", e))
 		}
@@ -186,6 +193,8 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 				received[i] = e.(*events.UserMessageReceived).ReceivedAt
 			}
 			tx.Queue(sqlUsersInbound, phones, received, at, version)
+		case userDelete:
+			tx.Queue(sqlUsersDelete, phones)
 		}
 		return nil
 	})
@@ -208,7 +217,7 @@ type Subscriptions struct{}
 func (Subscriptions) Name() string     { return "subscriptions" }
 func (Subscriptions) Tables() []string { return []string{"subscriptions"} }
 func (Subscriptions) Handles() []string {
-	return []string{events.TypeUserSubscribed, events.TypeUserUnsubscribed}
+	return []string{events.TypeUserSubscribed, events.TypeUserUnsubscribed, events.TypeUserDeleted}
 }
 
 const sqlSubscription = `INSERT INTO subscriptions (phone, topic, subscribed, source, updated_at) VALUES ($1, $2, $3, $4, $5)
@@ -220,6 +229,8 @@ func (Subscriptions) Apply(_ context.Context, tx Tx, env events.Envelope, e even
 		tx.Queue(sqlSubscription, e.Phone, e.Topic, true, e.Source, env.RecordedAt)
 	case *events.UserUnsubscribed:
 		tx.Queue(sqlSubscription, e.Phone, e.Topic, false, e.Source, env.RecordedAt)
+	case *events.UserDeleted:
+		tx.Queue(`DELETE FROM subscriptions WHERE phone = $1`, e.Phone)
 	default:
 		return Poison(fmt.Errorf("subscriptions: unexpected %T", e))
 	}
@@ -238,19 +249,32 @@ func (Subscriptions) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope
 	subscribed := make([]bool, len(evs))
 	sources := make([]string, len(evs))
 	at := make([]time.Time, len(evs))
+	deleted := make([]bool, len(evs))
 	for i, e := range evs {
 		switch e := e.(type) {
 		case *events.UserSubscribed:
 			phones[i], topics[i], subscribed[i], sources[i] = e.Phone, e.Topic, true, e.Source
 		case *events.UserUnsubscribed:
 			phones[i], topics[i], subscribed[i], sources[i] = e.Phone, e.Topic, false, e.Source
+		case *events.UserDeleted:
+			phones[i], deleted[i] = e.Phone, true
 		default:
 			return Poison(fmt.Errorf("subscriptions: unexpected %T", e))
 		}
 		at[i] = envs[i].RecordedAt
 	}
-	return eachRun(len(evs), func(int) int { return 0 }, func(i int) string { return phones[i] + "\x00" + topics[i] },
+	kind := func(i int) int {
+		if deleted[i] {
+			return 1
+		}
+		return 0
+	}
+	return eachRun(len(evs), kind, func(i int) string { return phones[i] + "\x00" + topics[i] },
 		func(from, to int) error {
+			if deleted[from] {
+				tx.Queue(`DELETE FROM subscriptions WHERE phone = ANY($1)`, phones[from:to])
+				return nil
+			}
 			tx.Queue(sqlSubscriptions, phones[from:to], topics[from:to], subscribed[from:to], sources[from:to], at[from:to])
 			return nil
 		})
@@ -258,5 +282,5 @@ func (Subscriptions) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope
 
 // All returns Herald's projections, in the order they are started and rebuilt.
 func All() []Projection {
-	return []Projection{Users{}, Subscriptions{}, InboundMessages{}, DeliveryReceipts{}}
+	return []Projection{Users{}, Subscriptions{}, InboundMessages{}, DeliveryReceipts{}, Segments{}, Templates{}, Campaigns{}}
 }
