@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nyaruka/phonenumbers"
+
 	"herald/events"
 )
 
@@ -21,9 +23,9 @@ func (Users) Handles() []string {
 }
 
 const (
-	sqlUserCreate = `INSERT INTO users (phone, attributes, consent, consent_source, locale, timezone, created_at, updated_at, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)
-ON CONFLICT (phone) DO UPDATE SET attributes = excluded.attributes, consent = excluded.consent,
+	sqlUserCreate = `INSERT INTO users (phone, attributes, consent, consent_source, locale, timezone, created_at, updated_at, version, country)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
+ON CONFLICT (phone) DO UPDATE SET attributes = excluded.attributes, consent = excluded.consent, country = excluded.country,
     consent_source = excluded.consent_source, locale = excluded.locale, timezone = excluded.timezone,
     updated_at = excluded.updated_at, version = excluded.version`
 
@@ -50,7 +52,7 @@ func (Users) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event
 		if err != nil {
 			return err
 		}
-		tx.Queue(sqlUserCreate, e.Phone, attrs, e.Consent, e.Source, e.Locale, e.Timezone, env.RecordedAt, env.StreamVersion)
+		tx.Queue(sqlUserCreate, e.Phone, attrs, e.Consent, e.Source, e.Locale, e.Timezone, env.RecordedAt, env.StreamVersion, Country(e.Phone))
 	case *events.UserAttributesChanged:
 		attrs, err := attributesJSON(e.Attributes)
 		if err != nil {
@@ -76,11 +78,11 @@ func (Users) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event
 // The set-based forms of the statements above, one row per event of a run (eachRun). Each
 // computes every column exactly as its single-row form does.
 const (
-	sqlUsersCreate = `INSERT INTO users (phone, attributes, consent, consent_source, locale, timezone, created_at, updated_at, version)
-SELECT phone, attributes::jsonb, consent, source, locale, timezone, at, at, version
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[])
-    AS r(phone, attributes, consent, source, locale, timezone, at, version)
-ON CONFLICT (phone) DO UPDATE SET attributes = excluded.attributes, consent = excluded.consent,
+	sqlUsersCreate = `INSERT INTO users (phone, attributes, consent, consent_source, locale, timezone, created_at, updated_at, version, country)
+SELECT phone, attributes::jsonb, consent, source, locale, timezone, at, at, version, country
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::int[], $9::text[])
+    AS r(phone, attributes, consent, source, locale, timezone, at, version, country)
+ON CONFLICT (phone) DO UPDATE SET attributes = excluded.attributes, consent = excluded.consent, country = excluded.country,
     consent_source = excluded.consent_source, locale = excluded.locale, timezone = excluded.timezone,
     updated_at = excluded.updated_at, version = excluded.version`
 
@@ -154,7 +156,7 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 		}
 		switch kinds[from] {
 		case userCreate:
-			var attrs, consent, source, locale, timezone []string
+			var attrs, consent, source, locale, timezone, country []string
 			for _, e := range evs {
 				e := e.(*events.UserCreated)
 				a, err := attributesJSON(e.Attributes)
@@ -163,8 +165,9 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 				}
 				attrs, consent, source = append(attrs, a), append(consent, e.Consent), append(source, e.Source)
 				locale, timezone = append(locale, e.Locale), append(timezone, e.Timezone)
+				country = append(country, Country(e.Phone))
 			}
-			tx.Queue(sqlUsersCreate, phones, attrs, consent, source, locale, timezone, at, version)
+			tx.Queue(sqlUsersCreate, phones, attrs, consent, source, locale, timezone, at, version, country)
 		case userAttributes:
 			var mode, attrs []string
 			var locale, timezone []*string
@@ -198,6 +201,21 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 		}
 		return nil
 	})
+}
+
+// Country is the ISO 3166-1 alpha-2 region of an E.164 phone number (users.country), or "" when
+// the number does not parse or its calling code has no single region (+800, an unassigned +1
+// area code). It depends only on the phone, so a rebuild gives the same value.
+func Country(phone string) string {
+	n, err := phonenumbers.Parse(phone, "")
+	if err != nil {
+		return ""
+	}
+	r := phonenumbers.GetRegionCodeForNumber(n)
+	if len(r) != 2 || r == phonenumbers.UNKNOWN_REGION || r[0] < 'A' || r[0] > 'Z' || r[1] < 'A' || r[1] > 'Z' {
+		return ""
+	}
+	return r
 }
 
 func attributesJSON(a map[string]any) (string, error) {
