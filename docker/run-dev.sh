@@ -11,6 +11,15 @@ export HERALD_LOG_FORMAT="${HERALD_LOG_FORMAT:-console}"
 
 bin/herald migrate
 
+# An API key for this machine, kept across runs in .herald-dev-key (git ignores it).
+if [[ -z ${HERALD_API_KEYS:-} ]]; then
+  if [[ ! -s .herald-dev-key ]]; then
+    (umask 077; printf 'dev-%s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" > .herald-dev-key)
+  fi
+  export HERALD_API_KEYS="$(cat .herald-dev-key)"
+  dev_key="$HERALD_API_KEYS"
+fi
+
 sim_pid=""
 cleanup() {
   if [[ -n $sim_pid ]]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
@@ -36,6 +45,11 @@ fi
 
 echo
 echo "Herald: http://$HERALD_ADDR/   (/healthz, /readyz, /metrics; webhooks at $PUBLIC_BASE_URL/webhooks/twilio/…)"
+echo "API:    http://$HERALD_ADDR/v1/   (OpenAPI at /v1/openapi.json)"
+if [[ -n ${dev_key:-} ]]; then
+  echo "        API key (admin, from .herald-dev-key): $dev_key"
+  echo "        curl -H 'Authorization: Bearer $dev_key' http://$HERALD_ADDR/v1/users"
+fi
 echo "Ctrl-C stops it."
 echo
 bin/herald serve &

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"herald/handlers/api"
 )
 
 // Config is the process configuration, read from the environment.
@@ -19,7 +21,8 @@ type Config struct {
 	RedisURL      string
 	RedisPrefix   string
 	Addr          string
-	APIKeys       string
+	APIKeys       []api.Key
+	DefaultRegion string
 	PublicBaseURL string
 	TwilioSID     string
 	TwilioToken   string
@@ -51,7 +54,7 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		RedisURL:      or("REDIS_URL", defaultRedisURL),
 		RedisPrefix:   or("HERALD_REDIS_PREFIX", defaultRedisPrefix),
 		Addr:          or("HERALD_ADDR", defaultAddr),
-		APIKeys:       getenv("HERALD_API_KEYS"),
+		DefaultRegion: strings.ToUpper(strings.TrimSpace(getenv("HERALD_DEFAULT_REGION"))),
 		PublicBaseURL: strings.TrimRight(getenv("PUBLIC_BASE_URL"), "/"),
 		TwilioSID:     getenv("TWILIO_ACCOUNT_SID"),
 		TwilioToken:   getenv("TWILIO_AUTH_TOKEN"),
@@ -70,6 +73,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("HERALD_READY_MAX_LAG: %w", err))
 	}
 	c.ReadyMaxLag = lag
+	keys, err := api.ParseKeys(getenv("HERALD_API_KEYS"))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.APIKeys = keys
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -101,14 +109,8 @@ func (c Config) Validate() error {
 	if c.TwilioSID != "" && !strings.HasPrefix(c.TwilioSID, "AC") {
 		errs = append(errs, fmt.Errorf("TWILIO_ACCOUNT_SID: %q does not start with AC", c.TwilioSID))
 	}
-	for _, entry := range strings.Split(c.APIKeys, ",") {
-		entry = strings.TrimSpace(entry)
-		if entry == "" {
-			continue
-		}
-		if key, role, ok := strings.Cut(entry, ":"); ok && (key == "" || (role != "admin" && role != "read")) {
-			errs = append(errs, fmt.Errorf("HERALD_API_KEYS: %q must be key or key:admin or key:read", entry))
-		}
+	if err := (api.Config{DefaultRegion: c.DefaultRegion}).Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("HERALD_LOG_LEVEL: %v", err))

@@ -23,13 +23,13 @@ func TestLoadConfig(t *testing.T) {
 		{name: "defaults", env: map[string]string{}},
 		{name: "full", env: map[string]string{
 			"DATABASE_URL": "postgres://u:p@db:5432/h", "REDIS_URL": "redis://r:6379/1", "HERALD_ADDR": "0.0.0.0:9000",
-			"HERALD_API_KEYS": "k1, k2:read, k3:admin", "PUBLIC_BASE_URL": "https://herald.example.com",
+			"HERALD_API_KEYS": "key-one-0123456789, key-two-0123456789:read, key-three-012345678:admin", "HERALD_DEFAULT_REGION": "pe", "PUBLIC_BASE_URL": "https://herald.example.com",
 			"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "tok", "HERALD_LOG_FORMAT": "console"}},
 		{name: "every problem at once", env: map[string]string{
 			"DATABASE_URL": "postgres://%zz", "REDIS_URL": "http://nope", "HERALD_ADDR": "8080",
-			"HERALD_API_KEYS": "k1:root", "PUBLIC_BASE_URL": "herald.example.com", "TWILIO_ACCOUNT_SID": "XX1",
+			"HERALD_API_KEYS": "key-one-0123456789:root", "HERALD_DEFAULT_REGION": "XX", "PUBLIC_BASE_URL": "herald.example.com", "TWILIO_ACCOUNT_SID": "XX1",
 			"HERALD_LOG_LEVEL": "loud", "HERALD_READY_MAX_LAG": "soon"},
-			wantErr: []string{"DATABASE_URL", "REDIS_URL", "HERALD_ADDR", "HERALD_API_KEYS", "PUBLIC_BASE_URL",
+			wantErr: []string{"DATABASE_URL", "REDIS_URL", "HERALD_ADDR", "HERALD_API_KEYS", "HERALD_DEFAULT_REGION", "PUBLIC_BASE_URL",
 				"TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID: \"XX1\"", "HERALD_LOG_LEVEL", "HERALD_READY_MAX_LAG"}},
 	}
 	for _, tc := range cases {

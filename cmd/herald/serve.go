@@ -19,6 +19,7 @@ import (
 	"herald/events/relay"
 	"herald/events/store"
 	"herald/events/transport"
+	"herald/handlers/api"
 	"herald/handlers/twilio"
 	"herald/projections"
 	"herald/web"
@@ -142,6 +143,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		defer es.Close()
 		if err := registerWebhooks(srv, cfg, es, registry, reg, log); err != nil {
 			return err
+		}
+		v1, err := api.New(api.Config{Keys: cfg.APIKeys, DefaultRegion: cfg.DefaultRegion}, es, registry, log)
+		if err != nil {
+			return err
+		}
+		v1.Register(srv.Router())
+		components = append(components, component{"api", v1.Run})
+		if len(cfg.APIKeys) == 0 {
+			log.Warn().Msg("HERALD_API_KEYS is empty: /v1 answers 401 to every request")
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -1,0 +1,312 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"herald/commands"
+	"herald/events"
+)
+
+// Campaign is a campaign as the API shows it.
+type Campaign struct {
+	ID          string             `json:"id"`
+	Name        string             `json:"name"`
+	Topic       string             `json:"topic"`
+	TemplateID  string             `json:"template_id"`
+	SegmentID   string             `json:"segment_id,omitempty"`
+	SegmentRule json.RawMessage    `json:"segment_rule,omitempty"`
+	Status      string             `json:"status"`
+	Schedule    events.Schedule    `json:"schedule"`
+	RateLimit   events.RateLimit   `json:"rate_limit"`
+	QuietHours  *events.QuietHours `json:"quiet_hours,omitempty"`
+	Retry       events.RetryPolicy `json:"retry"`
+	CreatedAt   time.Time          `json:"created_at"`
+	UpdatedAt   time.Time          `json:"updated_at"`
+	Version     int                `json:"version"`
+}
+
+// campaignBody is what a client may set; id and status are the server's.
+type campaignBody struct {
+	Name        string              `json:"name"`
+	Topic       string              `json:"topic"`
+	TemplateID  string              `json:"template_id"`
+	SegmentID   string              `json:"segment_id"`
+	SegmentRule json.RawMessage     `json:"segment_rule"`
+	Schedule    *events.Schedule    `json:"schedule"`
+	RateLimit   events.RateLimit    `json:"rate_limit"`
+	QuietHours  *events.QuietHours  `json:"quiet_hours"`
+	Retry       *events.RetryPolicy `json:"retry"`
+}
+
+// Limits of a campaign definition.
+const (
+	maxPerSecond   = 1000
+	maxPerMinute   = 60000
+	maxAttempts    = 20
+	defaultRetries = 5
+)
+
+// DefaultRetry is the retry policy of a campaign that sets none.
+var DefaultRetry = events.RetryPolicy{MaxAttempts: defaultRetries, InitialBackoff: "30s", MaxBackoff: "30m"}
+
+func (a *API) checkCampaign(ctx context.Context, id string, b campaignBody) (events.CampaignSaved, error) {
+	var errs fieldErrors
+	checkName(&errs, "name", b.Name)
+	topic := checkTopic(&errs, "topic", b.Topic)
+	if b.TemplateID == "" {
+		errs.add("template_id", "is required")
+	} else if _, err := a.readTemplate(ctx, b.TemplateID); err != nil {
+		errs.add("template_id", "no template has this id")
+	}
+	var rule json.RawMessage
+	switch {
+	case b.SegmentID != "" && len(b.SegmentRule) > 0:
+		errs.add("segment_rule", "give segment_id or segment_rule, not both")
+	case b.SegmentID != "":
+		if _, err := a.readSegment(ctx, b.SegmentID); err != nil {
+			errs.add("segment_id", "no segment has this id")
+		}
+	case len(b.SegmentRule) > 0 && string(b.SegmentRule) != "null":
+		_, ruleErrs := parseRule("segment_rule", b.SegmentRule)
+		errs = append(errs, ruleErrs...)
+		rule, _ = compactJSON(b.SegmentRule)
+	}
+	schedule := events.Schedule{Kind: events.ScheduleNow}
+	if b.Schedule != nil {
+		schedule = *b.Schedule
+	}
+	_, probs := commands.ParseSchedule(schedule)
+	for _, p := range probs {
+		errs.add(p.Field, "%s", p.Reason)
+	}
+	if b.RateLimit.PerSecond < 0 || b.RateLimit.PerSecond > maxPerSecond {
+		errs.add("rate_limit.per_second", "must be from 0 (no cap) to %d", maxPerSecond)
+	}
+	if b.RateLimit.PerMinute < 0 || b.RateLimit.PerMinute > maxPerMinute {
+		errs.add("rate_limit.per_minute", "must be from 0 (no cap) to %d", maxPerMinute)
+	}
+	if b.QuietHours != nil {
+		_, probs := commands.ParseQuietHours(*b.QuietHours)
+		for _, p := range probs {
+			errs.add(p.Field, "%s", p.Reason)
+		}
+	}
+	retry := DefaultRetry
+	if b.Retry != nil {
+		retry = *b.Retry
+		if retry.MaxAttempts < 1 || retry.MaxAttempts > maxAttempts {
+			errs.add("retry.max_attempts", "must be from 1 to %d", maxAttempts)
+		}
+		initial, err1 := time.ParseDuration(retry.InitialBackoff)
+		if err1 != nil || initial < time.Second {
+			errs.add("retry.initial_backoff", "must be a duration of at least 1s, like 30s")
+		}
+		maxB, err2 := time.ParseDuration(retry.MaxBackoff)
+		if err2 != nil || maxB > 24*time.Hour {
+			errs.add("retry.max_backoff", "must be a duration of at most 24h, like 30m")
+		} else if err1 == nil && maxB < initial {
+			errs.add("retry.max_backoff", "must be at least initial_backoff")
+		}
+	}
+	if err := errs.err(); err != nil {
+		return events.CampaignSaved{}, err
+	}
+	return events.CampaignSaved{ID: id, Name: b.Name, Topic: topic, TemplateID: b.TemplateID, SegmentID: b.SegmentID,
+		SegmentRule: rule, Schedule: schedule, RateLimit: b.RateLimit, QuietHours: b.QuietHours, Retry: retry}, nil
+}
+
+func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) error {
+	var b campaignBody
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	id := uuid.NewString()
+	c, err := a.checkCampaign(r.Context(), id, b)
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.SaveCampaign(r.Context(), c, true, -1, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerCampaign(w, r, http.StatusCreated, id, written)
+}
+
+func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var b campaignBody
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	c, err := a.checkCampaign(r.Context(), id, b)
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.SaveCampaign(r.Context(), c, false, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerCampaign(w, r, http.StatusOK, id, written)
+}
+
+func (a *API) deleteCampaign(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.DeleteCampaign(r.Context(), id, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerDeleted(w, r, written, "campaigns")
+}
+
+// Campaign actions. The runner (a later piece) acts on the status; here they move it.
+const (
+	actionLaunch = "launch"
+	actionPause  = "pause"
+	actionResume = "resume"
+	actionCancel = "cancel"
+)
+
+func (a *API) campaignAction(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := idParam(r)
+		if err != nil {
+			return err
+		}
+		expected, err := ifMatch(r)
+		if err != nil {
+			return err
+		}
+		var b struct {
+			Reason string `json:"reason"`
+		}
+		if r.ContentLength != 0 {
+			if err := a.decode(w, r, &b); err != nil {
+				return err
+			}
+		}
+		c, err := a.readCampaign(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		var to string
+		switch action {
+		case actionLaunch, actionResume:
+			to = events.CampaignRunning
+			if c.Schedule.Kind != events.ScheduleNow {
+				to = events.CampaignScheduled
+			}
+		case actionPause:
+			to = events.CampaignPaused
+		case actionCancel:
+			to = events.CampaignCancelled
+		}
+		if action == actionResume && c.Status != events.CampaignPaused {
+			return &commands.StateError{Subject: "campaign " + id, Reason: "only a paused campaign can be resumed"}
+		}
+		if action == actionLaunch && c.Status != events.CampaignDraft {
+			return &commands.StateError{Subject: "campaign " + id, Reason: "only a draft campaign can be launched; it is " + c.Status}
+		}
+		reason := b.Reason
+		if reason == "" {
+			reason = action + " via API"
+		}
+		written, err := a.catalog.ChangeCampaignStatus(r.Context(), id, to, reason, expected, metadata(r))
+		if err != nil {
+			return err
+		}
+		return a.answerCampaign(w, r, http.StatusOK, id, written)
+	}
+}
+
+func (a *API) answerCampaign(w http.ResponseWriter, r *http.Request, status int, id string, written commands.Written) error {
+	ok, err := a.applied(r.Context(), written, "campaigns")
+	if err != nil {
+		return err
+	}
+	location := "/v1/campaigns/" + id
+	if !ok {
+		return accepted(w, r, location, written)
+	}
+	c, err := a.readCampaign(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", location)
+	}
+	setETag(w, c.Version)
+	writeJSON(w, status, c)
+	return nil
+}
+
+const campaignColumns = `id, name, topic, template_id, segment_id, segment_rule, status, schedule, rate_limit, quiet_hours, retry,
+    created_at, updated_at, version`
+
+func scanCampaign(row pgx.Row) (Campaign, error) {
+	var c Campaign
+	var rule []byte
+	err := row.Scan(&c.ID, &c.Name, &c.Topic, &c.TemplateID, &c.SegmentID, &rule, &c.Status, &c.Schedule, &c.RateLimit,
+		&c.QuietHours, &c.Retry, &c.CreatedAt, &c.UpdatedAt, &c.Version)
+	if len(rule) > 0 {
+		c.SegmentRule = rule
+	}
+	return c, err
+}
+
+func (a *API) readCampaign(ctx context.Context, id string) (Campaign, error) {
+	c, err := scanCampaign(a.pool.QueryRow(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, notFound("campaign " + id)
+	}
+	return c, err
+}
+
+func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	c, err := a.readCampaign(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	setETag(w, c.Version)
+	writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) error {
+	status := r.URL.Query().Get("status")
+	if status != "" {
+		q := r.URL.Query()
+		q.Del("status")
+		r.URL.RawQuery = q.Encode()
+		if !strings.Contains(" draft scheduled running paused completed cancelled failed ", " "+status+" ") {
+			return invalid(FieldError{Field: "status", Reason: "must be one of draft scheduled running paused completed cancelled failed"})
+		}
+	}
+	return listByID(a, w, r, `SELECT `+campaignColumns+` FROM campaigns WHERE id > $1 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $2`,
+		func(row pgx.CollectableRow) (Campaign, error) { return scanCampaign(row) }, func(c Campaign) string { return c.ID }, status)
+}

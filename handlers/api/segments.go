@@ -1,0 +1,346 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5"
+
+	"herald/commands"
+	"herald/events"
+	"herald/projections/segment"
+)
+
+// Segment is a saved rule.
+type Segment struct {
+	ID          string          `json:"id"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Rule        json.RawMessage `json:"rule"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	Version     int             `json:"version"`
+}
+
+type segmentBody struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Rule        json.RawMessage `json:"rule"`
+}
+
+// parseRule validates a rule, naming the place in it at fault ("rule.and[2].op").
+func parseRule(field string, raw json.RawMessage) (segment.Rule, []FieldError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return segment.Rule{}, []FieldError{{Field: field, Reason: "is required"}}
+	}
+	rule, err := segment.Parse(raw)
+	if err != nil {
+		var ve *segment.ValidationError
+		if errors.As(err, &ve) {
+			path := field
+			if ve.Path != "" {
+				path += "." + ve.Path
+			}
+			return rule, []FieldError{{Field: path, Reason: ve.Reason}}
+		}
+		return rule, []FieldError{{Field: field, Reason: err.Error()}}
+	}
+	return rule, nil
+}
+
+func (b *segmentBody) check() (json.RawMessage, error) {
+	var errs fieldErrors
+	checkName(&errs, "name", b.Name)
+	if len(b.Description) > 2000 {
+		errs.add("description", "is longer than 2000 characters")
+	}
+	_, ruleErrs := parseRule("rule", b.Rule)
+	errs = append(errs, ruleErrs...)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	var compact json.RawMessage
+	compact, _ = compactJSON(b.Rule)
+	return compact, nil
+}
+
+func compactJSON(raw json.RawMessage) (json.RawMessage, error) {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+func (a *API) createSegment(w http.ResponseWriter, r *http.Request) error {
+	var b segmentBody
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	rule, err := b.check()
+	if err != nil {
+		return err
+	}
+	id := uuid.NewString()
+	written, err := a.catalog.SaveSegment(r.Context(), events.SegmentSaved{ID: id, Name: b.Name, Description: b.Description, Rule: rule},
+		true, -1, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerSegment(w, r, http.StatusCreated, id, written)
+}
+
+func (a *API) replaceSegment(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var b segmentBody
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	rule, err := b.check()
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.SaveSegment(r.Context(), events.SegmentSaved{ID: id, Name: b.Name, Description: b.Description, Rule: rule},
+		false, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerSegment(w, r, http.StatusOK, id, written)
+}
+
+func (a *API) deleteSegment(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.DeleteSegment(r.Context(), id, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerDeleted(w, r, written, "segments")
+}
+
+func (a *API) answerDeleted(w http.ResponseWriter, r *http.Request, written commands.Written, projection string) error {
+	ok, err := a.applied(r.Context(), written, projection)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return accepted(w, r, "", written)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) answerSegment(w http.ResponseWriter, r *http.Request, status int, id string, written commands.Written) error {
+	ok, err := a.applied(r.Context(), written, "segments")
+	if err != nil {
+		return err
+	}
+	location := "/v1/segments/" + id
+	if !ok {
+		return accepted(w, r, location, written)
+	}
+	s, err := a.readSegment(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", location)
+	}
+	setETag(w, s.Version)
+	writeJSON(w, status, s)
+	return nil
+}
+
+const segmentColumns = `id, name, description, rule, created_at, updated_at, version`
+
+func scanSegment(row pgx.Row) (Segment, error) {
+	var s Segment
+	err := row.Scan(&s.ID, &s.Name, &s.Description, &s.Rule, &s.CreatedAt, &s.UpdatedAt, &s.Version)
+	return s, err
+}
+
+func (a *API) readSegment(ctx context.Context, id string) (Segment, error) {
+	s, err := scanSegment(a.pool.QueryRow(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, notFound("segment " + id)
+	}
+	return s, err
+}
+
+func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	s, err := a.readSegment(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	setETag(w, s.Version)
+	writeJSON(w, http.StatusOK, s)
+	return nil
+}
+
+func (a *API) listSegments(w http.ResponseWriter, r *http.Request) error {
+	return listByID(a, w, r, `SELECT `+segmentColumns+` FROM segments WHERE id > $1 ORDER BY id LIMIT $2`,
+		func(row pgx.CollectableRow) (Segment, error) { return scanSegment(row) }, func(s Segment) string { return s.ID })
+}
+
+// listByID pages a catalog table by id.
+// Extra arguments follow the cursor ($1) and the limit ($2).
+func listByID[T any](a *API, w http.ResponseWriter, r *http.Request, sql string, scan pgx.RowToFunc[T], id func(T) string, extra ...any) error {
+	var after string
+	limit, err := pageParams(r, &after)
+	if err != nil {
+		return err
+	}
+	for key := range r.URL.Query() {
+		if key != "limit" && key != "cursor" {
+			return invalid(FieldError{Field: key, Reason: "is not a parameter of this list (limit, cursor)"})
+		}
+	}
+	rows, err := a.pool.Query(r.Context(), sql, append([]any{after, limit + 1}, extra...)...)
+	if err != nil {
+		return err
+	}
+	items, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		return err
+	}
+	page := Page[T]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		page.NextCursor = encodeCursor(id(items[limit-1]))
+	}
+	if page.Items == nil {
+		page.Items = []T{}
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func idParam(r *http.Request) (string, error) {
+	id := mux.Vars(r)["id"]
+	if !resourceIDRegex.MatchString(id) {
+		return "", notFound("resource")
+	}
+	return id, nil
+}
+
+// previewBody asks for a segment's size and a sample. Event fills {"$event": …} values.
+type previewBody struct {
+	Rule   json.RawMessage `json:"rule"`
+	Event  map[string]any  `json:"event"`
+	Sample *int            `json:"sample"`
+}
+
+// SegmentPreview is the answer to a preview.
+type SegmentPreview struct {
+	Count  int64  `json:"count"`
+	Sample []User `json:"sample"`
+}
+
+const maxSample = 100
+
+func (a *API) previewRule(w http.ResponseWriter, r *http.Request) error {
+	var b previewBody
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	rule, errs := parseRule("rule", b.Rule)
+	if len(errs) > 0 {
+		return invalid(errs...)
+	}
+	return a.preview(w, r, rule, b)
+}
+
+func (a *API) previewSegment(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	var b previewBody
+	if r.ContentLength != 0 {
+		if err := a.decode(w, r, &b); err != nil {
+			return err
+		}
+	}
+	if len(b.Rule) > 0 {
+		return invalid(FieldError{Field: "rule", Reason: "a saved segment's preview uses its own rule; use POST /v1/segments/preview for another"})
+	}
+	s, err := a.readSegment(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	rule, errs := parseRule("rule", s.Rule)
+	if len(errs) > 0 {
+		return invalid(errs...)
+	}
+	return a.preview(w, r, rule, b)
+}
+
+func (a *API) preview(w http.ResponseWriter, r *http.Request, rule segment.Rule, b previewBody) error {
+	sample := 20
+	if b.Sample != nil {
+		if *b.Sample < 0 || *b.Sample > maxSample {
+			return invalid(FieldError{Field: "sample", Reason: "must be from 0 to 100"})
+		}
+		sample = *b.Sample
+	}
+	where, args, err := segment.Compile(rule, segment.Params{Event: b.Event, Now: a.now()})
+	if err != nil {
+		return ruleError(err)
+	}
+	var out SegmentPreview
+	if err := a.pool.QueryRow(r.Context(), `SELECT count(*) FROM users u WHERE `+where, args...).Scan(&out.Count); err != nil {
+		return err
+	}
+	rows, err := a.pool.Query(r.Context(), `SELECT `+userColumns+` FROM users u WHERE `+where+
+		` ORDER BY u.phone LIMIT `+itoa(sample), args...)
+	if err != nil {
+		return err
+	}
+	out.Sample, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (User, error) { return scanUser(row) })
+	if err != nil {
+		return err
+	}
+	if out.Sample == nil {
+		out.Sample = []User{}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// ruleError maps a rule that fails when its values are bound (an $event field the event lacks).
+func ruleError(err error) error {
+	var ve *segment.ValidationError
+	if errors.As(err, &ve) {
+		field := "rule"
+		if ve.Path != "" {
+			field += "." + ve.Path
+		}
+		if errors.Is(err, segment.ErrEventField) {
+			field = "event"
+		}
+		return invalid(FieldError{Field: field, Reason: ve.Reason})
+	}
+	return err
+}

@@ -1,0 +1,227 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"herald/commands"
+	"herald/commands/template"
+	"herald/events"
+)
+
+// Template is a saved message template.
+type Template struct {
+	ID string `json:"id"`
+	template.Template
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int       `json:"version"`
+}
+
+// checkTemplate validates a template and returns it in canonical form (locales as es-PE).
+func checkTemplate(t template.Template) (template.Template, error) {
+	if t.Channel == "" {
+		t.Channel = "whatsapp"
+	}
+	if err := t.Validate(); err != nil {
+		var ve *template.ValidationError
+		if errors.As(err, &ve) {
+			fields := make([]FieldError, len(ve.Problems))
+			for i, p := range ve.Problems {
+				fields[i] = FieldError{Field: p.Path, Reason: p.Reason}
+			}
+			return t, invalid(fields...)
+		}
+		return t, err
+	}
+	return t.Normalized(), nil
+}
+
+func templateEvent(id string, t template.Template) events.TemplateSaved {
+	variants := make(map[string]events.TemplateVariant, len(t.Variants))
+	for k, v := range t.Variants {
+		variants[k] = events.TemplateVariant(v)
+	}
+	return events.TemplateSaved{ID: id, Name: t.Name, Channel: t.Channel, DefaultLocale: t.DefaultLocale, Variants: variants}
+}
+
+func (a *API) createTemplate(w http.ResponseWriter, r *http.Request) error {
+	var b template.Template
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	t, err := checkTemplate(b)
+	if err != nil {
+		return err
+	}
+	id := uuid.NewString()
+	written, err := a.catalog.SaveTemplate(r.Context(), templateEvent(id, t), true, -1, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerTemplate(w, r, http.StatusCreated, id, written)
+}
+
+func (a *API) replaceTemplate(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var b template.Template
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	t, err := checkTemplate(b)
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.SaveTemplate(r.Context(), templateEvent(id, t), false, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerTemplate(w, r, http.StatusOK, id, written)
+}
+
+func (a *API) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	written, err := a.catalog.DeleteTemplate(r.Context(), id, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	return a.answerDeleted(w, r, written, "templates")
+}
+
+func (a *API) answerTemplate(w http.ResponseWriter, r *http.Request, status int, id string, written commands.Written) error {
+	ok, err := a.applied(r.Context(), written, "templates")
+	if err != nil {
+		return err
+	}
+	location := "/v1/templates/" + id
+	if !ok {
+		return accepted(w, r, location, written)
+	}
+	t, err := a.readTemplate(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", location)
+	}
+	setETag(w, t.Version)
+	writeJSON(w, status, t)
+	return nil
+}
+
+const templateColumns = `id, name, channel, default_locale, variants, created_at, updated_at, version`
+
+func scanTemplate(row pgx.Row) (Template, error) {
+	var t Template
+	err := row.Scan(&t.ID, &t.Name, &t.Channel, &t.DefaultLocale, &t.Variants, &t.CreatedAt, &t.UpdatedAt, &t.Version)
+	return t, err
+}
+
+func (a *API) readTemplate(ctx context.Context, id string) (Template, error) {
+	t, err := scanTemplate(a.pool.QueryRow(ctx, `SELECT `+templateColumns+` FROM templates WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, notFound("template " + id)
+	}
+	return t, err
+}
+
+func (a *API) getTemplate(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	t, err := a.readTemplate(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	setETag(w, t.Version)
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) error {
+	return listByID(a, w, r, `SELECT `+templateColumns+` FROM templates WHERE id > $1 ORDER BY id LIMIT $2`,
+		func(row pgx.CollectableRow) (Template, error) { return scanTemplate(row) }, func(t Template) string { return t.ID })
+}
+
+// Rendered is a template rendered for one recipient.
+type Rendered struct {
+	Locale           string            `json:"locale"`
+	Text             string            `json:"text"`
+	Chars            int               `json:"chars"`
+	TooLong          bool              `json:"too_long"`
+	ContentSID       string            `json:"content_sid,omitempty"`
+	ContentVariables map[string]string `json:"content_variables,omitempty"`
+	Missing          []string          `json:"missing"`
+}
+
+func rendered(res template.Result) Rendered {
+	out := Rendered{Locale: res.Locale, Text: res.Text, Chars: res.Chars, TooLong: res.TooLong, ContentSID: res.ContentSID,
+		ContentVariables: res.ContentVariables, Missing: res.Missing}
+	if out.Missing == nil {
+		out.Missing = []string{}
+	}
+	return out
+}
+
+// previewTemplate renders a template for a user (phone) or for ad-hoc attributes.
+func (a *API) previewTemplate(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	var b struct {
+		Phone      string         `json:"phone"`
+		Attributes map[string]any `json:"attributes"`
+		Locale     string         `json:"locale"`
+		Country    string         `json:"country"`
+		Event      map[string]any `json:"event"`
+	}
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	t, err := a.readTemplate(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	data := template.Data{Attributes: b.Attributes, Locale: b.Locale, Country: b.Country, Event: b.Event}
+	if b.Phone != "" {
+		phone, err := commands.NormalizePhone(b.Phone, a.cfg.DefaultRegion)
+		if err != nil {
+			return err
+		}
+		u, err := a.readUser(r.Context(), phone)
+		if err != nil {
+			return invalid(FieldError{Field: "phone", Reason: "no user has this number"})
+		}
+		data.Phone, data.Country, data.Locale, data.Attributes = u.Phone, u.Country, u.Locale, u.Attributes
+		if b.Locale != "" {
+			data.Locale = b.Locale
+		}
+	}
+	res, err := t.Template.Render(data)
+	if err != nil && !errors.Is(err, template.ErrMissingValue) && !errors.Is(err, template.ErrTooLong) {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rendered(res))
+	return nil
+}
