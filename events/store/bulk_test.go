@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -331,4 +333,63 @@ func TestAppendBulkConcurrentWithAppend(t *testing.T) {
 
 	requireWriterOrder(t, e, want)
 	requireLogReadsStreamsInOrder(t, e, countEvents(t, e))
+}
+
+// TestAppendBulkExistingStreamsProbeHeads appends a chunk to thousands of streams, half of them
+// stored already: the first COPY (every stream numbered from 1) fails on the stored ones, and the
+// chunk is numbered after the heads read in the second way. That read must probe the
+// (stream_id, stream_version) index once per stream: it used to be one "stream_id = ANY(…)"
+// query that, for a chunk of thousands of streams, the planner made a sequential scan of the
+// whole table — 0.3–0.7 s per chunk past a million events, growing with the log. Closing the
+// store's own pool makes its backends report their scans.
+func TestAppendBulkExistingStreamsProbeHeads(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4, store.Config{})
+	ctx := context.Background()
+	const stored, chunk = 8000, 6000
+	var first []events.Record
+	for i := range stored {
+		first = append(first, rec(fmt.Sprintf("probe-%05d", i), 0, 0))
+	}
+	res, err := e.store.AppendBulk(ctx, first)
+	require.NoError(t, err)
+	require.Equal(t, stored, res.Appended)
+	_, err = e.db.Pool.Exec(ctx, `ANALYZE events`)
+	require.NoError(t, err)
+
+	scans := func() (seq, idx int64) {
+		require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT coalesce(seq_scan, 0), coalesce(idx_scan, 0)
+FROM pg_stat_user_tables WHERE relid = 'events'::regclass`).Scan(&seq, &idx))
+		return seq, idx
+	}
+	seqBefore, idxBefore := scans()
+
+	pool, err := pgxpool.NewWithConfig(ctx, e.db.Pool.Config().Copy())
+	require.NoError(t, err)
+	s, err := store.New(pool, store.Config{BulkChunk: chunk})
+	require.NoError(t, err)
+	// Half the chunk's streams are stored (one event each), half are new.
+	var second []events.Record
+	for i := stored - chunk/2; i < stored+chunk/2; i++ {
+		second = append(second, rec(fmt.Sprintf("probe-%05d", i), 0, 1))
+	}
+	res, err = s.AppendBulk(ctx, second)
+	require.NoError(t, err)
+	require.Equal(t, chunk, res.Appended)
+	s.Close()
+	pool.Close() // a backend reports its statistics when it exits
+
+	seq, idx := seqBefore, idxBefore
+	for deadline := time.Now().Add(10 * time.Second); idx == idxBefore && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		seq, idx = scans()
+	}
+	require.Greater(t, idx, idxBefore, "the heads were not read through the index (or no statistics arrived)")
+	require.Equal(t, seqBefore, seq, "reading the heads of a chunk scanned the whole events table")
+
+	for _, r := range second {
+		evs := readStream(t, e.db.Pool, r.StreamID)
+		requireVersions1toN(t, evs)
+		require.Equal(t, r.EventID, evs[len(evs)-1].EventID)
+	}
 }
