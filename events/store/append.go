@@ -9,6 +9,7 @@ import (
 	"hash/fnv"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -81,6 +82,9 @@ func (s *Store) collect(queue chan *appendRequest, first *appendRequest) []*appe
 	return group
 }
 
+// slowPathGroups counts the groups that went down the savepoint path (read by tests).
+var slowPathGroups atomic.Int64
+
 // errMixedOutcome sends a group down the slow path: some request in it did not go in cleanly.
 var errMixedOutcome = errors.New("group had a conflict")
 
@@ -95,9 +99,18 @@ func (s *Store) commitGroup(group []*appendRequest) {
 	defer cancel()
 
 	replies := make([]appendReply, len(group))
-	err := s.withTx(ctx, func(tx pgx.Tx) error { return s.insertGroup(ctx, tx, group, replies) })
+	var repeats []int
+	err := s.withTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		repeats, err = s.insertGroup(ctx, tx, group, replies)
+		return err
+	})
+	if err != nil {
+		repeats = nil // the savepoint path below answers every request
+	}
 	var deferred []int
 	if errors.Is(err, errMixedOutcome) || isUniqueOnly(err) || isDataException(err) {
+		slowPathGroups.Add(1)
 		// Requests in stream order (see sqlInsert); a stream's requests keep their queue order.
 		order := make([]int, len(group))
 		for i := range order {
@@ -125,6 +138,7 @@ func (s *Store) commitGroup(group []*appendRequest) {
 		for _, i := range deferred {
 			replies[i] = s.appendAlone(ctx, group[i])
 		}
+		s.answerRepeats(ctx, group, repeats, replies)
 		s.ring()
 	}
 	for i, req := range group {
@@ -275,25 +289,16 @@ func heads(ctx context.Context, q Querier, streams []string) (map[string]int, er
 	return out, rows.Err()
 }
 
-func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) error {
+func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) (repeats []int, err error) {
 	// Retried webhooks make duplicates common. Answer the requests whose ids are all stored
 	// already before inserting, so one duplicate does not send its whole group down the
 	// savepoint path. (An id belongs to one stream and a stream to one committer, so in this
 	// process none can be stored between this read and the insert; another process's write
-	// makes the insert conflict, and the savepoint path sorts it out.)
-	pending, err := s.answerStored(ctx, tx, group, replies)
+	// makes the insert conflict, and the savepoint path sorts it out.) The same read returns the
+	// heads of the streams appended at AnyVersion: one round trip for both.
+	pending, repeats, head, err := s.answerStored(ctx, tx, group, replies)
 	if err != nil {
-		return err
-	}
-	var anyStreams []string
-	for _, i := range pending {
-		if group[i].expected == AnyVersion {
-			anyStreams = append(anyStreams, group[i].streamID)
-		}
-	}
-	head, err := heads(ctx, tx, anyStreams)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	var args insertArgs
 	bases := make(map[int]int, len(pending))
@@ -308,60 +313,98 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 		args.add(req, base)
 	}
 	if len(args.ids) == 0 {
-		return nil
+		return repeats, nil
 	}
 	got, err := args.exec(ctx, tx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(got) != len(args.ids) {
-		return errMixedOutcome
+		return nil, errMixedOutcome
 	}
 	for _, i := range pending {
 		replies[i] = appendReply{res: resultOf(group[i].recs, got, bases[i]+len(group[i].recs), false)}
 	}
-	return nil
+	return repeats, nil
 }
 
+// sqlStoredAndHeads returns the ids of $1 that are stored (stream NULL) and the head of each
+// stream of $2 (event_id NULL).
+const sqlStoredAndHeads = `SELECT event_id, NULL::text, 0 FROM events WHERE event_id = ANY($1::uuid[])
+UNION ALL
+SELECT NULL::uuid, stream_id, max(stream_version) FROM events WHERE stream_id = ANY($2::text[]) GROUP BY stream_id`
+
 // answerStored fills the replies of requests whose event ids are all stored (duplicates, or
-// reused ids) and returns the indexes of the others. An id repeated within the group, or a
-// request only partly stored, is left to the savepoint path (errMixedOutcome).
-func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) ([]int, error) {
+// reused ids) and returns the indexes of the others (pending), the heads of the group's
+// AnyVersion streams, and the requests that repeat the ids of an earlier request of the group
+// (concurrent deliveries of one webhook): those are answered once the group has committed (see
+// answerRepeats), so they do not send the group down the savepoint path. A request only partly
+// stored, or only partly repeating an earlier one, is left to the savepoint path
+// (errMixedOutcome).
+func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) (pending, repeats []int, head map[string]int, err error) {
 	ids := make([]uuid.UUID, 0, len(group))
 	seen := make(map[uuid.UUID]bool, len(group))
-	for _, req := range group {
-		for _, r := range req.recs {
-			if seen[r.EventID] {
-				return nil, errMixedOutcome
-			}
-			seen[r.EventID] = true
-			ids = append(ids, r.EventID)
-		}
-	}
-	rows, err := tx.Query(ctx, `SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("look up stored ids: %w", err)
-	}
-	stored, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-	if err != nil {
-		return nil, fmt.Errorf("look up stored ids: %w", err)
-	}
-	if len(stored) == 0 {
-		pending := make([]int, len(group))
-		for i := range pending {
-			pending[i] = i
-		}
-		return pending, nil
-	}
-	isStored := make(map[uuid.UUID]bool, len(stored))
-	for _, id := range stored {
-		isStored[id] = true
-	}
-	var pending []int
+	var anyStreams []string
+	isRepeat := make([]bool, len(group))
 	for i, req := range group {
 		n := 0
 		for _, r := range req.recs {
-			if isStored[r.EventID] {
+			if seen[r.EventID] {
+				n++
+			}
+		}
+		switch {
+		case n == len(req.recs):
+			isRepeat[i] = true
+			repeats = append(repeats, i)
+			continue
+		case n > 0:
+			return nil, nil, nil, errMixedOutcome
+		}
+		for _, r := range req.recs {
+			seen[r.EventID] = true
+			ids = append(ids, r.EventID)
+		}
+		if req.expected == AnyVersion {
+			anyStreams = append(anyStreams, req.streamID)
+		}
+	}
+	rows, err := tx.Query(ctx, sqlStoredAndHeads, ids, anyStreams)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("look up stored ids and heads: %w", err)
+	}
+	var stored map[uuid.UUID]bool
+	head = make(map[string]int, len(anyStreams))
+	for rows.Next() {
+		var (
+			id     *uuid.UUID
+			stream *string
+			v      int
+		)
+		if err := rows.Scan(&id, &stream, &v); err != nil {
+			rows.Close()
+			return nil, nil, nil, fmt.Errorf("look up stored ids and heads: %w", err)
+		}
+		if id != nil {
+			if stored == nil {
+				stored = make(map[uuid.UUID]bool)
+			}
+			stored[*id] = true
+		} else if stream != nil {
+			head[*stream] = v
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("look up stored ids and heads: %w", err)
+	}
+	for i, req := range group {
+		if isRepeat[i] {
+			continue
+		}
+		n := 0
+		for _, r := range req.recs {
+			if stored[r.EventID] {
 				n++
 			}
 		}
@@ -369,16 +412,37 @@ func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequ
 		case n == 0:
 			pending = append(pending, i)
 		case n < len(req.recs):
-			return nil, errMixedOutcome
+			return nil, nil, nil, errMixedOutcome
 		default:
 			res, _, err := duplicateResult(ctx, tx, req)
 			if err != nil && !isOutcome(err) {
-				return nil, err
+				return nil, nil, nil, err
 			}
 			replies[i] = appendReply{res: res, err: err}
 		}
 	}
-	return pending, nil
+	return pending, repeats, head, nil
+}
+
+// answerRepeats answers, after their group committed, the requests that repeated an earlier
+// request's ids: normally a duplicate of what that request stored; if it stored nothing (it was
+// refused), the repeat is written on its own.
+func (s *Store) answerRepeats(ctx context.Context, group []*appendRequest, repeats []int, replies []appendReply) {
+	for _, i := range repeats {
+		req := group[i]
+		// Outside a transaction, a payload Postgres refuses fails only this comparison.
+		res, dup, err := duplicateResult(ctx, s.pool, req)
+		switch {
+		case isDataException(err):
+			replies[i] = appendReply{err: fmt.Errorf("append to %s: %w", req.streamID, err)}
+		case err != nil && !isOutcome(err):
+			replies[i] = appendReply{err: fmt.Errorf("append to %s: %w", req.streamID, err)}
+		case dup:
+			replies[i] = appendReply{res: res, err: err}
+		default:
+			replies[i] = s.appendAlone(ctx, req)
+		}
+	}
 }
 
 func resultOf(recs []events.Record, got map[uuid.UUID]Checkpoint, version int, dup bool) AppendResult {

@@ -205,3 +205,51 @@ func TestGroupDuplicateWithinGroup(t *testing.T) {
 		assert.Equal(t, first.res.Positions, got.res.Positions)
 	}
 }
+
+// TestGroupRepeatsStayOnTheFastPath: concurrent deliveries of one webhook often land in the same
+// group. The repeats are answered after the group commits, as duplicates of the first delivery
+// (with its positions) or as its reused-id refusal, and the group is not redone behind
+// savepoints. A repeat of a request that was refused is written on its own. Not parallel: it
+// counts the slow-path groups of the package.
+func TestGroupRepeatsStayOnTheFastPath(t *testing.T) {
+	s, db := newGroupStore(t)
+	ctx := context.Background()
+	r := groupRec("rp", `{"n":1}`)
+	changed := r
+	changed.Data = json.RawMessage(`{"n":2}`)
+	before := slowPathGroups.Load()
+	reqs := []*appendRequest{
+		request("rp", AnyVersion, r), request("rq", AnyVersion, groupRec("rq", `{"n":1}`)),
+		request("rp", AnyVersion, r), request("rp", 0, r), request("rp", AnyVersion, changed),
+	}
+	s.commitGroup(reqs)
+	assert.Equal(t, before, slowPathGroups.Load(), "no savepoint path")
+	first := <-reqs[0].reply
+	require.NoError(t, first.err)
+	assert.False(t, first.res.Duplicate)
+	require.NoError(t, (<-reqs[1].reply).err)
+	for _, req := range reqs[2:4] {
+		got := <-req.reply
+		require.NoError(t, got.err)
+		assert.True(t, got.res.Duplicate)
+		assert.Equal(t, first.res.Positions, got.res.Positions)
+		assert.Equal(t, 1, got.res.StreamVersion)
+	}
+	assert.ErrorIs(t, (<-reqs[4].reply).err, ErrEventIDReused)
+
+	// The first delivery is refused (stale version): its repeat, at any version, goes in alone.
+	n := groupRec("rn", `{"n":1}`)
+	_, err := db.Pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, stream_version, type, data) VALUES ($1, 'rn', 1, 't', '{}')`, uuid.New())
+	require.NoError(t, err)
+	reqs = []*appendRequest{request("rn", 0, n), request("rn", AnyVersion, n)}
+	s.commitGroup(reqs)
+	assert.ErrorIs(t, (<-reqs[0].reply).err, ErrConcurrency)
+	got := <-reqs[1].reply
+	require.NoError(t, got.err)
+	assert.False(t, got.res.Duplicate)
+	assert.Equal(t, 2, got.res.StreamVersion)
+
+	var count int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE stream_id IN ('rp', 'rq', 'rn')`).Scan(&count))
+	assert.Equal(t, 4, count)
+}

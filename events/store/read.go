@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -267,4 +268,63 @@ func Exists(ctx context.Context, q Querier, eventID uuid.UUID) (bool, error) {
 		return false, fmt.Errorf("look up event %s: %w", eventID, err)
 	}
 	return ok, nil
+}
+
+// StreamSnapshot is one consistent look at a stream, for a decision: its version, the events of
+// the types the decision needs (in stream order, all at or below Version), and whether a given
+// event id is already stored (the command's idempotency key).
+type StreamSnapshot struct {
+	Version int
+	Events  []events.Envelope
+	Stored  bool
+}
+
+// sqlStreamSnapshot reads a StreamSnapshot in one statement, hence one round trip and one
+// snapshot: the version and the events cannot disagree. A stream without events of the wanted
+// types gives one row with the event columns NULL.
+const sqlStreamSnapshot = `SELECT h.version, h.stored, e.global_position, e.transaction_id, e.event_id, e.stream_version,
+       e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+FROM (SELECT (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1) AS version,
+             EXISTS (SELECT 1 FROM events WHERE event_id = $3) AS stored) h
+LEFT JOIN events e ON e.stream_id = $1 AND e.type = ANY($2::text[])
+ORDER BY e.stream_version`
+
+// ReadStreamSnapshot reads the version of a stream, its events of the given types and whether
+// eventID (uuid.Nil: none) is stored, in one round trip.
+func ReadStreamSnapshot(ctx context.Context, q Querier, streamID string, types []string, eventID uuid.UUID) (StreamSnapshot, error) {
+	rows, err := q.Query(ctx, sqlStreamSnapshot, streamID, types, eventID)
+	if err != nil {
+		return StreamSnapshot{}, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	defer rows.Close()
+	var snap StreamSnapshot
+	for rows.Next() {
+		var (
+			pos      *int64
+			txid     *uint64
+			id       *uuid.UUID
+			version  *int
+			typ      *string
+			schema   *int16
+			data     []byte
+			metadata []byte
+			recorded *time.Time
+		)
+		if err := rows.Scan(&snap.Version, &snap.Stored, &pos, &txid, &id, &version, &typ, &schema, &data, &metadata, &recorded); err != nil {
+			return StreamSnapshot{}, fmt.Errorf("read stream %s: %w", streamID, err)
+		}
+		if pos == nil {
+			continue // no event of the wanted types
+		}
+		e := events.Envelope{GlobalPosition: *pos, TransactionID: *txid, EventID: *id, StreamID: streamID,
+			StreamVersion: *version, Type: *typ, SchemaVersion: int(*schema), Data: json.RawMessage(data), RecordedAt: *recorded}
+		if len(metadata) > 0 {
+			_ = json.Unmarshal(metadata, &e.Metadata) // best effort, as in scanEnvelope
+		}
+		snap.Events = append(snap.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return StreamSnapshot{}, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	return snap, nil
 }

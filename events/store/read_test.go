@@ -490,6 +490,25 @@ func TestReadStream(t *testing.T) {
 	empty, err := store.ReadStream(ctx, e.db.Pool, "rs-none", 0)
 	require.NoError(t, err)
 	assert.Empty(t, empty)
+
+	// One round trip: version, the wanted types in order, and whether an id is stored.
+	snap, err := store.ReadStreamSnapshot(ctx, e.db.Pool, "rs-1", []string{events.TypeUserSubscribed, testEventType}, other.EventID)
+	require.NoError(t, err)
+	assert.Equal(t, 5, snap.Version)
+	assert.True(t, snap.Stored)
+	assert.Equal(t, recordIDs(recs), envelopeIDs(snap.Events))
+	assert.Equal(t, evs, snap.Events, "the same envelopes as ReadStream")
+	snap, err = store.ReadStreamSnapshot(ctx, e.db.Pool, "rs-1", []string{events.TypeUserSubscribed}, uuid.New())
+	require.NoError(t, err)
+	assert.Equal(t, 5, snap.Version)
+	assert.False(t, snap.Stored)
+	assert.Equal(t, []uuid.UUID{other.EventID}, envelopeIDs(snap.Events))
+	snap, err = store.ReadStreamSnapshot(ctx, e.db.Pool, "rs-1", []string{"none"}, uuid.Nil)
+	require.NoError(t, err)
+	assert.Equal(t, store.StreamSnapshot{Version: 5}, snap, "no event of the wanted types")
+	snap, err = store.ReadStreamSnapshot(ctx, e.db.Pool, "rs-none", []string{testEventType}, recs[0].EventID)
+	require.NoError(t, err)
+	assert.Equal(t, store.StreamSnapshot{Stored: true}, snap, "an empty stream; the id is stored elsewhere")
 }
 
 // TestReadMalformedMetadata: metadata is best effort; an event whose metadata does not fit still
