@@ -71,16 +71,12 @@ func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) 
 	inboundID := InboundEventID(msg.MessageSID)
 	stream := events.UserStream(msg.Phone)
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		dup, err := store.Exists(ctx, h.store.Pool(), inboundID)
+		st, dup, err := loadUserKey(ctx, h.store.Pool(), h.registry, msg.Phone, inboundID)
 		if err != nil {
 			return InboundResult{}, err
 		}
 		if dup {
 			return InboundResult{Duplicate: true, Reply: h.replies.For(kw, msg.OptOutType)}, nil
-		}
-		st, err := loadUser(ctx, h.store.Pool(), h.registry, msg.Phone)
-		if err != nil {
-			return InboundResult{}, err
 		}
 		decided := decideInbound(st, msg, kw)
 		recs := make([]events.Record, 0, len(decided))
