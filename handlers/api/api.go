@@ -166,6 +166,8 @@ func (a *API) routes() []route {
 // Register mounts every route on r. Unknown /v1 paths and wrong methods answer with problems.
 func (a *API) Register(r *mux.Router) {
 	sub := r.PathPrefix("/v1").Subrouter()
+	allowed := map[string][]string{}
+	var paths []string
 	for _, rt := range a.routes() {
 		h := a.serve(rt)
 		if rt.idempotent {
@@ -175,13 +177,23 @@ func (a *API) Register(r *mux.Router) {
 		if rt.role != "" {
 			handler = a.authorize(rt.role, handler)
 		}
-		sub.Handle(strings.TrimPrefix(rt.path, "/v1"), handler).Methods(rt.method)
+		path := strings.TrimPrefix(rt.path, "/v1")
+		sub.Handle(path, handler).Methods(rt.method)
+		if allowed[path] == nil {
+			paths = append(paths, path)
+		}
+		allowed[path] = append(allowed[path], rt.method)
+	}
+	// A known path with another method: 405 with Allow (after every method-specific route).
+	for _, path := range paths {
+		allow := strings.Join(allowed[path], ", ")
+		sub.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Detail: "this route allows " + allow})
+		}))
 	}
 	sub.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, Problem{Status: http.StatusNotFound, Detail: "no such route; see /v1/openapi.json"})
-	})
-	sub.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, r, Problem{Status: http.StatusMethodNotAllowed, Detail: "method not allowed on this route"})
 	})
 }
 
