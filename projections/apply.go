@@ -30,8 +30,9 @@ type applier struct {
 	registry *events.Registry
 	handles  []string
 	// fallbacks counts the set-based pages that failed and were applied again event by event;
-	// readAheads the pages applied as read ahead.
-	fallbacks, readAheads atomic.Int64
+	// readAheads the pages applied as read ahead; prepared the pages applied with statements
+	// prepared ahead of their transaction (pageRead.prepare).
+	fallbacks, readAheads, prepared atomic.Int64
 
 	mu    sync.Mutex
 	ahead *readAhead // the next page, being read while the current one is applied
@@ -56,6 +57,33 @@ type pageRead struct {
 	page  store.Page
 	evs   []events.Event // evs[i] is page.Events[i] decoded, nil if errs[i] is not
 	errs  []error
+	// prepared holds the statements ApplyBatch queued for the whole page ahead of its
+	// transaction (see prepare), nil if it was not, or could not be, prepared.
+	prepared []queuedStmt
+}
+
+// prepare runs ApplyBatch for the whole page ahead of its transaction, on the goroutine that
+// read the page, recording the statements it queues: the applier then only sends them, so the
+// Go side of a page (building the statements' arrays, encoding attributes, …) overlaps with
+// Postgres applying the page before. ApplyBatch writes through Queue only when its statements
+// depend on nothing but the events — the page is the same page whenever it is applied — so
+// the recorded statements are exactly what it would queue in the transaction. If it reads
+// (Exec, Query, QueryRow), fails, or a page event did not decode, nothing is prepared and the
+// page is applied the ordinary way, in its transaction.
+func (pr *pageRead) prepare(ctx context.Context, batch BatchProjection) {
+	if batch == nil || len(pr.page.Events) < 2 {
+		return
+	}
+	for _, err := range pr.errs {
+		if err != nil {
+			return
+		}
+	}
+	rec := &recordingTx{}
+	if err := batch.ApplyBatch(ctx, rec, pr.page.Events, pr.evs); err != nil || rec.read {
+		return
+	}
+	pr.prepared = rec.stmts
 }
 
 func (a *applier) read(ctx context.Context, q store.Querier, from store.Checkpoint, limit int) (*pageRead, error) {
@@ -96,6 +124,9 @@ func (a *applier) readNext(ctx context.Context, cur cursor, page store.Page, lim
 	go func() {
 		defer close(ra.done)
 		ra.pr, ra.err = a.read(ctx, cur.reader(), ra.from, ra.limit)
+		if ra.err == nil {
+			ra.pr.prepare(ctx, a.batch)
+		}
 	}()
 }
 
@@ -144,7 +175,11 @@ func (a *applier) applyPage(ctx context.Context, tx pgx.Tx, pr *pageRead, batch 
 		evs, errs = evs[:len(page.Events)], errs[:len(page.Events)]
 	}
 	if batch && a.batch != nil && len(page.Events) > 1 {
-		return page, a.applyBatch(ctx, tx, page.Events, evs, errs)
+		var prepared []queuedStmt
+		if len(page.Events) == len(pr.page.Events) { // the page was not cut: the statements are its own
+			prepared = pr.prepared
+		}
+		return page, a.applyBatch(ctx, tx, page.Events, evs, errs, prepared)
 	}
 	ptx := newPipelineTx(tx, page.Events)
 	for i, env := range page.Events {
@@ -169,14 +204,21 @@ func (a *applier) applyPage(ctx context.Context, tx pgx.Tx, pr *pageRead, batch 
 	return page, ptx.flush(ctx)
 }
 
-func (a *applier) applyBatch(ctx context.Context, tx pgx.Tx, envs []events.Envelope, evs []events.Event, errs []error) error {
+// applyBatch applies a page with ApplyBatch, or with the statements prepared for it ahead of
+// the transaction if there are (see pageRead.prepare).
+func (a *applier) applyBatch(ctx context.Context, tx pgx.Tx, envs []events.Envelope, evs []events.Event, errs []error, prepared []queuedStmt) error {
 	for _, err := range errs {
 		if err != nil {
 			return &batchError{err: err}
 		}
 	}
 	ptx := newPipelineTx(tx, envs)
-	if err := a.batch.ApplyBatch(ctx, ptx, envs, evs); err != nil {
+	if prepared != nil {
+		a.prepared.Add(1)
+		for _, q := range prepared {
+			ptx.Queue(q.sql, q.args...)
+		}
+	} else if err := a.batch.ApplyBatch(ctx, ptx, envs, evs); err != nil {
 		return &batchError{err: err}
 	}
 	if err := ptx.flush(ctx); err != nil {

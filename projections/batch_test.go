@@ -132,7 +132,7 @@ func burstyWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
 // applyInto applies the whole visible log to p's tables in schema (copies of the live tables),
 // per event or set-based, in pages of limit log rows, and returns how often a set-based page
 // fell back to per-event apply and how many pages were applied as read ahead.
-func applyInto(t *testing.T, db *schematest.Schema, p Projection, schema string, batch bool, limit int) (fallbacks, readAheads int64) {
+func applyInto(t *testing.T, db *schematest.Schema, p Projection, schema string, batch bool, limit int) (fallbacks, readAheads, prepared int64) {
 	ctx := context.Background()
 	a := newApplier(p, events.DefaultRegistry())
 	if !batch {
@@ -145,7 +145,7 @@ func applyInto(t *testing.T, db *schematest.Schema, p Projection, schema string,
 		res, err := a.step(ctx, cur, limit)
 		require.NoError(t, err)
 		if res.caughtUp {
-			return a.fallbacks.Load(), a.readAheads.Load()
+			return a.fallbacks.Load(), a.readAheads.Load(), a.prepared.Load()
 		}
 	}
 }
@@ -212,10 +212,12 @@ func TestApplyBatchEqualsApply(t *testing.T) {
 			continue
 		}
 		for name, limit := range variants {
-			fallbacks, readAheads := applyInto(t, db, p, schemas[name], true, limit)
+			fallbacks, readAheads, prepared := applyInto(t, db, p, schemas[name], true, limit)
 			assert.Zero(t, fallbacks, "%s %s: no set-based page fell back", p.Name(), name)
 			if limit < 100 {
 				assert.Positive(t, readAheads, "%s %s: pages were read ahead", p.Name(), name)
+				// Every projection's ApplyBatch only queues: its pages read ahead are prepared.
+				assert.Positive(t, prepared, "%s %s: pages were prepared ahead", p.Name(), name)
 			}
 		}
 	}
@@ -460,4 +462,59 @@ func TestTwoRunnersShareABatchProjectionExactlyOnce(t *testing.T) {
 	a1, a2 := first.workers[c.Name()].a, second.workers[c.Name()].a
 	assert.Zero(t, a1.fallbacks.Load()+a2.fallbacks.Load())
 	t.Logf("pages applied as read ahead: %d + %d", a1.readAheads.Load(), a2.readAheads.Load())
+}
+
+// readingCounter is a set-based projection whose statements depend on what it reads: each page
+// stores its events numbered after the count already stored, read in ApplyBatch. Its pages read
+// ahead must not be prepared ahead of their transaction (the count read then would be wrong, or
+// the read would fail), even though it ignores the error of its read.
+type readingCounter struct{ *counter }
+
+func (c readingCounter) ApplyBatch(ctx context.Context, tx Tx, envs []events.Envelope, _ []events.Event) error {
+	var stored int
+	_ = tx.QueryRow(ctx, `SELECT count(*) FROM `+c.name+`_applied`).Scan(&stored) // error ignored on purpose
+	ids := make([]uuid.UUID, len(envs))
+	for i, env := range envs {
+		ids[i] = env.EventID
+	}
+	tx.Queue(`INSERT INTO `+c.name+`_applied (event_id, n) SELECT id, $2 + ord::int FROM unnest($1::uuid[]) WITH ORDINALITY AS r(id, ord)`,
+		ids, stored)
+	return nil
+}
+
+// TestReadingBatchProjectionIsNotPrepared: a page read ahead is prepared ahead of its
+// transaction only for a projection that does not read in ApplyBatch; one that reads gets its
+// ApplyBatch called in the transaction, and the effect of per-event numbering is kept.
+func TestReadingBatchProjectionIsNotPrepared(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	c := readingCounter{newCounter(t, h.db.Pool, "reading_batch")}
+	const n = 300
+	var recs []events.Record
+	for i := 0; i < n; i++ {
+		recs = append(recs, record(t, events.UserStream(phone(i)),
+			events.UserCreated{Phone: phone(i), Consent: events.ConsentOptIn, Source: "import"}))
+	}
+	_, err := h.store.AppendBulk(context.Background(), recs)
+	require.NoError(t, err)
+
+	a := newApplier(c, events.DefaultRegistry())
+	cur := liveCursor{pool: h.db.Pool, name: c.Name()}
+	require.NoError(t, EnsureCheckpoints(context.Background(), h.db.Pool, []Projection{c}))
+	for {
+		res, err := a.step(context.Background(), cur, 40)
+		require.NoError(t, err)
+		if res.caughtUp {
+			break
+		}
+	}
+	assert.Positive(t, a.readAheads.Load(), "pages were read ahead")
+	assert.Zero(t, a.prepared.Load(), "a page of a projection that reads was prepared ahead")
+	assert.Zero(t, a.fallbacks.Load())
+	var distinct, numbers, top int
+	require.NoError(t, h.db.Pool.QueryRow(context.Background(),
+		`SELECT count(*), count(DISTINCT n), max(n) FROM `+c.name+`_applied`).Scan(&distinct, &numbers, &top))
+	assert.Equal(t, n, distinct)
+	assert.Equal(t, n, numbers, "every event numbered once, in order")
+	assert.Equal(t, n, top)
 }

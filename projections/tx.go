@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,4 +71,39 @@ func (p *pipelineTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 		return flushErrRow{err: err}
 	}
 	return p.tx.QueryRow(ctx, sql, args...)
+}
+
+// queuedStmt is a statement queued through Tx.Queue.
+type queuedStmt struct {
+	sql  string
+	args []any
+}
+
+// errNeedsTx is what a recordingTx answers a read with.
+var errNeedsTx = errors.New("projections: statements prepared ahead of the transaction cannot read")
+
+// recordingTx is the Tx of an ApplyBatch run ahead of the page's transaction (pageRead.prepare):
+// it records queued statements, and refuses reads, noting that the projection tried one.
+type recordingTx struct {
+	stmts []queuedStmt
+	read  bool
+}
+
+func (r *recordingTx) Queue(sql string, args ...any) {
+	r.stmts = append(r.stmts, queuedStmt{sql: sql, args: args})
+}
+
+func (r *recordingTx) Exec(context.Context, string, ...any) (pgconn.CommandTag, error) {
+	r.read = true
+	return pgconn.CommandTag{}, errNeedsTx
+}
+
+func (r *recordingTx) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	r.read = true
+	return nil, errNeedsTx
+}
+
+func (r *recordingTx) QueryRow(context.Context, string, ...any) pgx.Row {
+	r.read = true
+	return flushErrRow{err: errNeedsTx}
 }
