@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -24,8 +25,37 @@ var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 // maxSIDLength bounds a MessageSid (Twilio's are 34 characters).
 const maxSIDLength = 64
 
+// normalized caches NormalizeAddress's successes: libphonenumber's parse and validation cost
+// more than the rest of an inbound webhook, and a conversation repeats its sender's address. It
+// is emptied when it reaches maxNormalized entries.
+var (
+	normalizedMu  sync.RWMutex
+	normalized    = map[string]string{}
+	maxNormalized = 100_000
+)
+
 // NormalizeAddress turns "whatsapp:+14155550123" (or a bare "+14155550123") into E.164.
 func NormalizeAddress(addr string) (string, error) {
+	normalizedMu.RLock()
+	e164, ok := normalized[addr]
+	normalizedMu.RUnlock()
+	if ok {
+		return e164, nil
+	}
+	e164, err := normalizeAddress(addr)
+	if err != nil {
+		return "", err
+	}
+	normalizedMu.Lock()
+	if len(normalized) >= maxNormalized {
+		clear(normalized)
+	}
+	normalized[addr] = e164
+	normalizedMu.Unlock()
+	return e164, nil
+}
+
+func normalizeAddress(addr string) (string, error) {
 	number := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(addr), ChannelPrefix))
 	if !strings.HasPrefix(number, "+") {
 		return "", fmt.Errorf("%q is not a whatsapp:+E.164 address", addr)

@@ -1,6 +1,7 @@
 package twilio
 
 import (
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -28,14 +29,37 @@ func TestNormalizeAddress(t *testing.T) {
 		{"", "", false},
 		{"messenger:12345", "", false},
 	}
-	for _, tc := range cases {
-		got, err := NormalizeAddress(tc.in)
-		if !tc.ok {
-			assert.Error(t, err, tc.in)
-			continue
+	for range 2 { // the second round answers the valid ones from the cache
+		for _, tc := range cases {
+			got, err := NormalizeAddress(tc.in)
+			if !tc.ok {
+				assert.Error(t, err, tc.in)
+				continue
+			}
+			require.NoError(t, err, tc.in)
+			assert.Equal(t, tc.want, got)
 		}
-		require.NoError(t, err, tc.in)
-		assert.Equal(t, tc.want, got)
+	}
+}
+
+// TestNormalizeAddressCacheIsBounded: the cache of normalized addresses is emptied when full.
+func TestNormalizeAddressCacheIsBounded(t *testing.T) {
+	normalizedMu.Lock()
+	saved := maxNormalized
+	maxNormalized = 3
+	normalizedMu.Unlock()
+	t.Cleanup(func() {
+		normalizedMu.Lock()
+		maxNormalized = saved
+		normalizedMu.Unlock()
+	})
+	for i := range 10 {
+		got, err := NormalizeAddress(fmt.Sprintf("whatsapp:+1415555%04d", i))
+		require.NoError(t, err)
+		assert.Equal(t, fmt.Sprintf("+1415555%04d", i), got)
+		normalizedMu.RLock()
+		assert.LessOrEqual(t, len(normalized), 3)
+		normalizedMu.RUnlock()
 	}
 }
 

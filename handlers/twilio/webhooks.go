@@ -132,7 +132,7 @@ func (w *Webhooks) readSigned(r *http.Request) (url.Values, error) {
 		return nil, refuse(http.StatusBadRequest, "malformed form body: %v", err)
 	}
 	fullURL := w.cfg.PublicBaseURL + r.URL.RequestURI()
-	if !w.verifier.Verify(fullURL, raw, r.Header.Get(SignatureHeader)) {
+	if !w.verifier.VerifyForm(fullURL, raw, form, r.Header.Get(SignatureHeader)) {
 		return nil, refuse(http.StatusForbidden, "missing or invalid %s", SignatureHeader)
 	}
 	return form, nil
