@@ -116,6 +116,7 @@ func goldenSamples() map[string]events.Event {
 			TimestampSource:  events.TimestampFromTwilio,
 			Raw:              map[string][]string{"MessageStatus": {"undelivered"}, "ErrorCode": {"63016"}},
 		},
+		events.TypeEventErased: &events.EventErased{ErasedBy: "7d4c2a10-3e5f-4b6a-9c8d-0e1f2a3b4c5d"},
 		events.TypeUserDeleted: &events.UserDeleted{Phone: "+51987654321", Source: "api", Reason: "erasure request 2026-11-26"},
 		events.TypeSegmentSaved: &events.SegmentSaved{
 			ID:          "0b9e6a52-5c1e-4d5b-8f0a-2f6f7d0a9c11",

@@ -47,6 +47,7 @@ func Catalogue() []Definition {
 		{Type: TypeUserMessageReceived, Version: 1, New: func() Event { return &UserMessageReceived{} }},
 		{Type: TypeMessageStatusReceived, Version: 1, New: func() Event { return &MessageStatusReceived{} }},
 		{Type: TypeUserDeleted, Version: 1, New: func() Event { return &UserDeleted{} }},
+		{Type: TypeEventErased, Version: 1, New: func() Event { return &EventErased{} }},
 		{Type: TypeSegmentSaved, Version: 1, New: func() Event { return &SegmentSaved{} }},
 		{Type: TypeSegmentDeleted, Version: 1, New: func() Event { return &SegmentDeleted{} }},
 		{Type: TypeTemplateSaved, Version: 1, New: func() Event { return &TemplateSaved{} }},

@@ -121,7 +121,16 @@ func (DeliveryReceipts) Name() string { return "delivery_receipts" }
 func (DeliveryReceipts) Tables() []string {
 	return []string{"delivery_receipts", "message_provider_status"}
 }
-func (DeliveryReceipts) Handles() []string { return []string{events.TypeMessageStatusReceived} }
+func (DeliveryReceipts) Handles() []string {
+	return []string{events.TypeMessageStatusReceived, events.TypeUserDeleted}
+}
+
+// An erased user's phone leaves the receipts; the Eraser strips it from the stored callbacks
+// the same way, so a rebuild gives the same rows.
+const (
+	sqlReceiptsErase       = `UPDATE delivery_receipts SET raw = raw - 'To', normalized = normalized - 'phone' WHERE normalized->>'phone' = ANY($1)`
+	sqlProviderStatusErase = `UPDATE message_provider_status SET phone = '' WHERE phone = ANY($1)`
+)
 
 const (
 	sqlReceipt = `INSERT INTO delivery_receipts (event_id, message_sid, status, error_code, error_message, raw, normalized, received_at)
@@ -181,6 +190,11 @@ func receiptRow(e events.Event) (st *events.MessageStatusReceived, raw, norm str
 }
 
 func (DeliveryReceipts) Apply(_ context.Context, tx Tx, env events.Envelope, e events.Event) error {
+	if d, ok := e.(*events.UserDeleted); ok {
+		tx.Queue(sqlReceiptsErase, []string{d.Phone})
+		tx.Queue(sqlProviderStatusErase, []string{d.Phone})
+		return nil
+	}
 	st, raw, norm, err := receiptRow(e)
 	if err != nil {
 		return err
@@ -203,8 +217,13 @@ func (DeliveryReceipts) ApplyBatch(_ context.Context, tx Tx, envs []events.Envel
 		ranks                                 = make([]int, n)
 		codes                                 = make([]*int, n)
 		received                              = make([]time.Time, n)
+		erase                                 = make([]bool, n)
 	)
 	for i, e := range evs {
+		if d, ok := e.(*events.UserDeleted); ok {
+			phones[i], erase[i] = d.Phone, true
+			continue
+		}
 		st, raw, norm, err := receiptRow(e)
 		if err != nil {
 			return err
@@ -213,7 +232,24 @@ func (DeliveryReceipts) ApplyBatch(_ context.Context, tx Tx, envs []events.Envel
 			envs[i].EventID, st.MessageSID, st.Status, st.ErrorCode, st.ErrorMessage, raw, norm, st.ReceivedAt
 		ranks[i], phones[i], messageIDs[i] = events.StatusRank(st.Status), st.Phone, st.MessageID
 	}
-	return eachRun(n, func(int) int { return 0 }, func(i int) string { return sids[i] }, func(from, to int) error {
+	kind := func(i int) int {
+		if erase[i] {
+			return 1
+		}
+		return 0
+	}
+	key := func(i int) string {
+		if erase[i] {
+			return phones[i]
+		}
+		return sids[i]
+	}
+	return eachRun(n, kind, key, func(from, to int) error {
+		if erase[from] {
+			tx.Queue(sqlReceiptsErase, phones[from:to])
+			tx.Queue(sqlProviderStatusErase, phones[from:to])
+			return nil
+		}
 		tx.Queue(sqlReceiptBatch, ids[from:to], sids[from:to], statuses[from:to], codes[from:to], messages[from:to],
 			raws[from:to], norms[from:to], received[from:to])
 		tx.Queue(sqlProviderStatusBatch, sids[from:to], statuses[from:to], ranks[from:to], codes[from:to], messages[from:to],

@@ -128,6 +128,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		health.Projections = runner.Status
 		components = append(components, component{"projections", runner.Run})
+		eraser, err := projections.NewEraser(projections.EraserConfig{}, pool, log)
+		if err != nil {
+			return err
+		}
+		components = append(components, component{"eraser", eraser.Run})
 	}
 	// Every role serves /healthz, /readyz and /metrics; the api role adds the webhooks (and,
 	// in later issues, /v1 and the UI).
