@@ -89,7 +89,8 @@ func invalid(path, format string, a ...any) *ValidationError {
 	return &ValidationError{Path: path, Reason: fmt.Sprintf(format, a...)}
 }
 
-// Rule is a parsed, validated rule. The zero Rule is not a rule: Compile and Eval refuse it.
+// Rule is a parsed, validated rule. It is immutable, so one Rule may be compiled and evaluated
+// from many goroutines. The zero Rule is not a rule: Compile and Eval refuse it.
 type Rule struct {
 	root   *node
 	events []string // the $event fields referenced, sorted, distinct
