@@ -1,6 +1,6 @@
 // Package relay fans the event log out to Redis Streams. It tails the events table gap-safely
-// from a checkpoint kept in Postgres, publishes each event to its category's stream through
-// the watermill-redisstream publisher, and rings a low-volume "committed up to P" doorbell that
+// from a checkpoint kept in Postgres, publishes each event to its category's stream in the
+// watermill-redisstream format (pipelined XADDs), and rings a low-volume "committed up to P" doorbell that
 // projections subscribe to. It wakes on LISTEN/NOTIFY, and notices when Redis has lost its data
 // (the epoch key is gone) and republishes what consumers have not applied.
 package relay
@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -105,7 +106,8 @@ type Status struct {
 	Republishes int
 }
 
-// New builds a relay. publisher is normally transport.NewPublisher; rdb is used for the epoch key.
+// New builds a relay. publisher is normally transport.NewPublisher: it rings the doorbell. rdb
+// holds the epoch key and carries the events, in the format of that publisher (see xadd).
 func New(cfg Config, pool *pgxpool.Pool, rdb *redis.Client, publisher message.Publisher, log zerolog.Logger, reg prometheus.Registerer) (*Relay, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -337,7 +339,7 @@ func (r *Relay) publishBatch(ctx context.Context) (caughtUp bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if err := r.publish(page.Events); err != nil {
+	if err := r.publish(ctx, page.Events); err != nil {
 		return false, err
 	}
 	if page.Next != cp {
@@ -358,7 +360,7 @@ func (r *Relay) publishBatch(ctx context.Context) (caughtUp bool, err error) {
 
 // publish sends events grouped by category stream; categories go out in parallel, each in
 // log order.
-func (r *Relay) publish(evs []events.Envelope) error {
+func (r *Relay) publish(ctx context.Context, evs []events.Envelope) error {
 	byTopic := map[string][]*message.Message{}
 	var topics []string
 	for _, e := range evs {
@@ -370,7 +372,7 @@ func (r *Relay) publish(evs []events.Envelope) error {
 	}
 	errs := make(chan error, len(topics))
 	for _, topic := range topics {
-		go func() { errs <- r.publisher.Publish(topic, byTopic[topic]...) }()
+		go func() { errs <- r.xadd(ctx, topic, byTopic[topic]) }()
 	}
 	var all []error
 	for range topics {
@@ -380,6 +382,35 @@ func (r *Relay) publish(evs []events.Envelope) error {
 	}
 	if err := errors.Join(all...); err != nil {
 		return fmt.Errorf("publish events: %w", err)
+	}
+	return nil
+}
+
+// xaddPipeline is how many XADDs go to Redis in one round trip.
+const xaddPipeline = 1000
+
+// streamMarshaller encodes messages as the watermill-redisstream publisher does, so its
+// subscribers read them alike.
+var streamMarshaller redisstream.DefaultMarshallerUnmarshaller
+
+// xadd appends msgs, in order, to one stream, with the XADD the watermill-redisstream publisher
+// sends (same fields, MAXLEN ~ the transport's MaxLen) but pipelined: one round trip per
+// xaddPipeline events rather than one per event, which made the relay spend more CPU on
+// syscalls than on anything else during an import. Commands on one connection run in order; if
+// the pipeline fails part-way, the batch is published again (at-least-once, as before).
+func (r *Relay) xadd(ctx context.Context, topic string, msgs []*message.Message) error {
+	for from := 0; from < len(msgs); from += xaddPipeline {
+		pipe := r.redis.Pipeline()
+		for _, m := range msgs[from:min(from+xaddPipeline, len(msgs))] {
+			values, err := streamMarshaller.Marshal(topic, m)
+			if err != nil {
+				return fmt.Errorf("marshal message %s: %w", m.UUID, err)
+			}
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: topic, Values: values, MaxLen: r.cfg.Transport.MaxLen, Approx: true})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("xadd to %s: %w", topic, err)
+		}
 	}
 	return nil
 }
