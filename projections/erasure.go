@@ -57,7 +57,8 @@ func (c EraserConfig) Validate() error {
 //     the person any more;
 //   - the deletion itself into that stream, without the phone;
 //   - the status callbacks before the deletion that named the phone, without it (and without
-//     the raw To).
+//     the raw To);
+//   - the API's remembered Idempotency-Key answers that name the phone.
 //
 // Event ids, positions and stream versions stay, so the audit log still shows that events
 // existed, when, and that they were erased by which deletion. Rebuilds then see nothing of the
@@ -154,6 +155,10 @@ WHERE stream_id = $1 AND stream_version < $5`, stream, erased, deletionID, event
 WHERE type = $1 AND data->>'phone' = $2
   AND (transaction_id, global_position) < (SELECT transaction_id, global_position FROM events WHERE event_id = $3::uuid)`,
 			events.TypeMessageStatusReceived, phone, deletionID)
+	}
+	if phone != "" {
+		// The API remembers answers to Idempotency-Key requests for a day; forget those naming them.
+		batch.Queue(`DELETE FROM idempotency_keys WHERE strpos(convert_from(response, 'UTF8'), $1) > 0`, phone)
 	}
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("erase %s: %w", stream, err)
