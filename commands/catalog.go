@@ -68,43 +68,14 @@ func (c *Catalog) load(ctx context.Context, stream string) (entity, error) {
 	return st, nil
 }
 
-// write folds stream, asks decide for the events and appends them at the version decided on.
-// expected pins the version (If-Match); otherwise a concurrent write makes it decide again.
+// write folds stream, asks decide for the events and appends them.
 func (c *Catalog) write(ctx context.Context, stream string, expected int, md events.Metadata,
 	decide func(entity) ([]events.Event, error)) (Written, error) {
-	for attempt := 0; attempt < maxContendedRetries; attempt++ {
-		contentionPause(attempt)
-		st, err := c.load(ctx, stream)
-		if err != nil {
-			return Written{}, err
-		}
-		if expected != store.AnyVersion && expected != st.version {
-			return Written{}, &store.ConcurrencyError{StreamID: stream, Expected: expected}
-		}
-		evs, err := decide(st)
-		if err != nil {
-			return Written{Version: st.version}, err
-		}
-		if len(evs) == 0 {
-			return Written{Version: st.version}, nil
-		}
-		recs := make([]events.Record, len(evs))
-		for i, e := range evs {
-			if recs[i], err = events.NewRecord([16]byte{}, stream, e, md); err != nil {
-				return Written{}, err
-			}
-		}
-		res, err := c.store.Append(ctx, stream, st.version, recs...)
-		switch {
-		case err == nil:
-			return Written{Created: !st.exists, Changed: true, Version: res.StreamVersion, Checkpoint: res.Checkpoint}, nil
-		case errors.Is(err, store.ErrConcurrency) && expected == store.AnyVersion:
-			continue
-		default:
-			return Written{}, fmt.Errorf("write %s: %w", stream, err)
-		}
-	}
-	return Written{}, fmt.Errorf("write %s: %w after %d attempts", stream, ErrContended, maxContendedRetries)
+	return writeStream(ctx, c.store, stream, expected, md,
+		func(ctx context.Context) (entity, int, bool, error) {
+			st, err := c.load(ctx, stream)
+			return st, st.version, st.exists, err
+		}, decide)
 }
 
 // SaveSegment creates (create true: the id must be new) or replaces a segment.

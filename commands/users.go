@@ -3,9 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"herald/events"
 	"herald/events/store"
@@ -13,22 +10,6 @@ import (
 
 // ErrNotFound is returned by a command whose subject does not exist.
 var ErrNotFound = errors.New("not found")
-
-// ErrContended is returned when a command lost the race for its stream every time it tried.
-var ErrContended = errors.New("too many concurrent writes to one subject")
-
-// maxContendedRetries bounds how often an API command decides again after losing a race: every
-// writer of a hot stream gets through when fewer than this many write it at once.
-const maxContendedRetries = 64
-
-// contentionPause spreads writers that lost a race so they do not collide again in the same
-// group commit: nothing before the first retry, then a random pause growing to a few ms.
-func contentionPause(attempt int) {
-	if attempt == 0 {
-		return
-	}
-	time.Sleep(time.Duration(rand.Int64N(int64(min(attempt, 10)) * int64(time.Millisecond))))
-}
 
 // Written says what a command wrote. Checkpoint is zero when nothing had to change (the
 // command was already true), in which case Version is the subject's current version.
@@ -202,42 +183,12 @@ func (h *Users) Delete(ctx context.Context, cmd DeleteUser) (Written, error) {
 	})
 }
 
-// decideAndAppend folds the user's stream, asks decide for the events, and appends them with
-// the version decided on, deciding again after a concurrent write unless expected is pinned.
+// decideAndAppend folds the user's stream, asks decide for the events, and appends them.
 func (h *Users) decideAndAppend(ctx context.Context, phone string, expected int, md events.Metadata,
 	decide func(userState) ([]events.Event, error)) (Written, error) {
-	stream := events.UserStream(phone)
-	for attempt := 0; attempt < maxContendedRetries; attempt++ {
-		contentionPause(attempt)
-		st, err := loadUser(ctx, h.store.Pool(), h.registry, phone)
-		if err != nil {
-			return Written{}, err
-		}
-		if expected != store.AnyVersion && expected != st.version {
-			return Written{}, &store.ConcurrencyError{StreamID: stream, Expected: expected}
-		}
-		evs, err := decide(st)
-		if err != nil {
-			return Written{Version: st.version}, err
-		}
-		if len(evs) == 0 {
-			return Written{Version: st.version}, nil
-		}
-		recs := make([]events.Record, len(evs))
-		for i, e := range evs {
-			if recs[i], err = events.NewRecord([16]byte{}, stream, e, md); err != nil {
-				return Written{}, err
-			}
-		}
-		res, err := h.store.Append(ctx, stream, st.version, recs...)
-		switch {
-		case err == nil:
-			return Written{Created: !st.exists, Changed: true, Version: res.StreamVersion, Checkpoint: res.Checkpoint}, nil
-		case errors.Is(err, store.ErrConcurrency) && expected == store.AnyVersion:
-			continue
-		default:
-			return Written{}, fmt.Errorf("write user %s: %w", phone, err)
-		}
-	}
-	return Written{}, fmt.Errorf("write user %s: %w after %d attempts", phone, ErrContended, maxContendedRetries)
+	return writeStream(ctx, h.store, events.UserStream(phone), expected, md,
+		func(ctx context.Context) (userState, int, bool, error) {
+			st, err := loadUser(ctx, h.store.Pool(), h.registry, phone)
+			return st, st.version, st.exists, err
+		}, decide)
 }

@@ -85,6 +85,10 @@ type API struct {
 	catalog  *commands.Catalog
 	log      zerolog.Logger
 	now      func() time.Time
+
+	segments  collection[Segment]
+	templates collection[Template]
+	campaigns collection[Campaign]
 }
 
 // New builds the API.
@@ -103,6 +107,12 @@ func New(cfg Config, s *store.Store, registry *events.Registry, log zerolog.Logg
 		catalog:  commands.NewCatalog(s, registry),
 		log:      log,
 		now:      time.Now,
+		segments: collection[Segment]{noun: "segment", table: "segments", columns: segmentColumns, projection: "segments",
+			pool: s.Pool(), scan: scanSegment, id: func(v Segment) string { return v.ID }, version: func(v Segment) int { return v.Version }},
+		templates: collection[Template]{noun: "template", table: "templates", columns: templateColumns, projection: "templates",
+			pool: s.Pool(), scan: scanTemplate, id: func(v Template) string { return v.ID }, version: func(v Template) int { return v.Version }},
+		campaigns: collection[Campaign]{noun: "campaign", table: "campaigns", columns: campaignColumns, projection: "campaigns",
+			pool: s.Pool(), scan: scanCampaign, id: func(v Campaign) string { return v.ID }, version: func(v Campaign) int { return v.Version }},
 	}, nil
 }
 

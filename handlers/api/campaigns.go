@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -63,7 +62,7 @@ func (a *API) checkCampaign(ctx context.Context, id string, b campaignBody) (eve
 	topic := checkTopic(&errs, "topic", b.Topic)
 	if b.TemplateID == "" {
 		errs.add("template_id", "is required")
-	} else if _, err := a.readTemplate(ctx, b.TemplateID); err != nil {
+	} else if _, err := a.templates.read(ctx, b.TemplateID); err != nil {
 		errs.add("template_id", "no template has this id")
 	}
 	var rule json.RawMessage
@@ -71,7 +70,7 @@ func (a *API) checkCampaign(ctx context.Context, id string, b campaignBody) (eve
 	case b.SegmentID != "" && len(b.SegmentRule) > 0:
 		errs.add("segment_rule", "give segment_id or segment_rule, not both")
 	case b.SegmentID != "":
-		if _, err := a.readSegment(ctx, b.SegmentID); err != nil {
+		if _, err := a.segments.read(ctx, b.SegmentID); err != nil {
 			errs.add("segment_id", "no segment has this id")
 		}
 	case len(b.SegmentRule) > 0 && string(b.SegmentRule) != "null":
@@ -137,7 +136,7 @@ func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerCampaign(w, r, http.StatusCreated, id, written)
+	return a.campaigns.answer(a, w, r, http.StatusCreated, id, written)
 }
 
 func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request) error {
@@ -161,7 +160,7 @@ func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerCampaign(w, r, http.StatusOK, id, written)
+	return a.campaigns.answer(a, w, r, http.StatusOK, id, written)
 }
 
 func (a *API) deleteCampaign(w http.ResponseWriter, r *http.Request) error {
@@ -177,7 +176,7 @@ func (a *API) deleteCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerDeleted(w, r, written, "campaigns")
+	return a.campaigns.answerDeleted(a, w, r, written)
 }
 
 // Campaign actions. The runner (a later piece) acts on the status; here they move it.
@@ -206,7 +205,7 @@ func (a *API) campaignAction(action string) handlerFunc {
 				return err
 			}
 		}
-		c, err := a.readCampaign(r.Context(), id)
+		c, err := a.campaigns.read(r.Context(), id)
 		if err != nil {
 			return err
 		}
@@ -236,29 +235,8 @@ func (a *API) campaignAction(action string) handlerFunc {
 		if err != nil {
 			return err
 		}
-		return a.answerCampaign(w, r, http.StatusOK, id, written)
+		return a.campaigns.answer(a, w, r, http.StatusOK, id, written)
 	}
-}
-
-func (a *API) answerCampaign(w http.ResponseWriter, r *http.Request, status int, id string, written commands.Written) error {
-	ok, err := a.applied(r.Context(), written, "campaigns")
-	if err != nil {
-		return err
-	}
-	location := "/v1/campaigns/" + id
-	if !ok {
-		return accepted(w, r, location, written)
-	}
-	c, err := a.readCampaign(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if status == http.StatusCreated {
-		w.Header().Set("Location", location)
-	}
-	setETag(w, c.Version)
-	writeJSON(w, status, c)
-	return nil
 }
 
 const campaignColumns = `id, name, topic, template_id, segment_id, segment_rule, status, schedule, rate_limit, quiet_hours, retry,
@@ -275,27 +253,7 @@ func scanCampaign(row pgx.Row) (Campaign, error) {
 	return c, err
 }
 
-func (a *API) readCampaign(ctx context.Context, id string) (Campaign, error) {
-	c, err := scanCampaign(a.pool.QueryRow(ctx, `SELECT `+campaignColumns+` FROM campaigns WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c, notFound("campaign " + id)
-	}
-	return c, err
-}
-
-func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	c, err := a.readCampaign(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	setETag(w, c.Version)
-	writeJSON(w, http.StatusOK, c)
-	return nil
-}
+func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) error { return a.campaigns.get(w, r) }
 
 func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) error {
 	status := r.URL.Query().Get("status")
@@ -307,6 +265,5 @@ func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) error {
 			return invalid(FieldError{Field: "status", Reason: "must be one of draft scheduled running paused completed cancelled failed"})
 		}
 	}
-	return listByID(a, w, r, `SELECT `+campaignColumns+` FROM campaigns WHERE id > $1 AND ($3 = '' OR status = $3) ORDER BY id LIMIT $2`,
-		func(row pgx.CollectableRow) (Campaign, error) { return scanCampaign(row) }, func(c Campaign) string { return c.ID }, status)
+	return a.campaigns.list(w, r, `AND ($3 = '' OR status = $3)`, status)
 }

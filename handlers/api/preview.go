@@ -63,11 +63,11 @@ func (a *API) previewCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := a.readCampaign(ctx, id)
+	c, err := a.campaigns.read(ctx, id)
 	if err != nil {
 		return err
 	}
-	tpl, err := a.readTemplate(ctx, c.TemplateID)
+	tpl, err := a.templates.read(ctx, c.TemplateID)
 	if err != nil {
 		return &commands.StateError{Subject: "campaign " + id, Reason: "its template " + c.TemplateID + " no longer exists"}
 	}
@@ -77,7 +77,7 @@ func (a *API) previewCampaign(w http.ResponseWriter, r *http.Request) error {
 	}
 	ruleJSON := c.SegmentRule
 	if c.SegmentID != "" {
-		s, err := a.readSegment(ctx, c.SegmentID)
+		s, err := a.segments.read(ctx, c.SegmentID)
 		if err != nil {
 			return &commands.StateError{Subject: "campaign " + id, Reason: "its segment " + c.SegmentID + " no longer exists"}
 		}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5"
 
-	"herald/commands"
 	"herald/events"
 	"herald/projections/segment"
 )
@@ -92,7 +90,7 @@ func (a *API) createSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerSegment(w, r, http.StatusCreated, id, written)
+	return a.segments.answer(a, w, r, http.StatusCreated, id, written)
 }
 
 func (a *API) replaceSegment(w http.ResponseWriter, r *http.Request) error {
@@ -117,7 +115,7 @@ func (a *API) replaceSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerSegment(w, r, http.StatusOK, id, written)
+	return a.segments.answer(a, w, r, http.StatusOK, id, written)
 }
 
 func (a *API) deleteSegment(w http.ResponseWriter, r *http.Request) error {
@@ -133,40 +131,7 @@ func (a *API) deleteSegment(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerDeleted(w, r, written, "segments")
-}
-
-func (a *API) answerDeleted(w http.ResponseWriter, r *http.Request, written commands.Written, projection string) error {
-	ok, err := a.applied(r.Context(), written, projection)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return accepted(w, r, "", written)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (a *API) answerSegment(w http.ResponseWriter, r *http.Request, status int, id string, written commands.Written) error {
-	ok, err := a.applied(r.Context(), written, "segments")
-	if err != nil {
-		return err
-	}
-	location := "/v1/segments/" + id
-	if !ok {
-		return accepted(w, r, location, written)
-	}
-	s, err := a.readSegment(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if status == http.StatusCreated {
-		w.Header().Set("Location", location)
-	}
-	setETag(w, s.Version)
-	writeJSON(w, status, s)
-	return nil
+	return a.segments.answerDeleted(a, w, r, written)
 }
 
 const segmentColumns = `id, name, description, rule, created_at, updated_at, version`
@@ -177,64 +142,10 @@ func scanSegment(row pgx.Row) (Segment, error) {
 	return s, err
 }
 
-func (a *API) readSegment(ctx context.Context, id string) (Segment, error) {
-	s, err := scanSegment(a.pool.QueryRow(ctx, `SELECT `+segmentColumns+` FROM segments WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s, notFound("segment " + id)
-	}
-	return s, err
-}
-
-func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	s, err := a.readSegment(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	setETag(w, s.Version)
-	writeJSON(w, http.StatusOK, s)
-	return nil
-}
+func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error { return a.segments.get(w, r) }
 
 func (a *API) listSegments(w http.ResponseWriter, r *http.Request) error {
-	return listByID(a, w, r, `SELECT `+segmentColumns+` FROM segments WHERE id > $1 ORDER BY id LIMIT $2`,
-		func(row pgx.CollectableRow) (Segment, error) { return scanSegment(row) }, func(s Segment) string { return s.ID })
-}
-
-// listByID pages a catalog table by id.
-// Extra arguments follow the cursor ($1) and the limit ($2).
-func listByID[T any](a *API, w http.ResponseWriter, r *http.Request, sql string, scan pgx.RowToFunc[T], id func(T) string, extra ...any) error {
-	var after string
-	limit, err := pageParams(r, &after)
-	if err != nil {
-		return err
-	}
-	for key := range r.URL.Query() {
-		if key != "limit" && key != "cursor" {
-			return invalid(FieldError{Field: key, Reason: "is not a parameter of this list (limit, cursor)"})
-		}
-	}
-	rows, err := a.pool.Query(r.Context(), sql, append([]any{after, limit + 1}, extra...)...)
-	if err != nil {
-		return err
-	}
-	items, err := pgx.CollectRows(rows, scan)
-	if err != nil {
-		return err
-	}
-	page := Page[T]{Items: items}
-	if len(items) > limit {
-		page.Items = items[:limit]
-		page.NextCursor = encodeCursor(id(items[limit-1]))
-	}
-	if page.Items == nil {
-		page.Items = []T{}
-	}
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return a.segments.list(w, r, "")
 }
 
 func idParam(r *http.Request) (string, error) {
@@ -286,7 +197,7 @@ func (a *API) previewSegment(w http.ResponseWriter, r *http.Request) error {
 	if len(b.Rule) > 0 {
 		return invalid(FieldError{Field: "rule", Reason: "a saved segment's preview uses its own rule; use POST /v1/segments/preview for another"})
 	}
-	s, err := a.readSegment(r.Context(), id)
+	s, err := a.segments.read(r.Context(), id)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -64,7 +63,7 @@ func (a *API) createTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerTemplate(w, r, http.StatusCreated, id, written)
+	return a.templates.answer(a, w, r, http.StatusCreated, id, written)
 }
 
 func (a *API) replaceTemplate(w http.ResponseWriter, r *http.Request) error {
@@ -88,7 +87,7 @@ func (a *API) replaceTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerTemplate(w, r, http.StatusOK, id, written)
+	return a.templates.answer(a, w, r, http.StatusOK, id, written)
 }
 
 func (a *API) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
@@ -104,28 +103,7 @@ func (a *API) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return a.answerDeleted(w, r, written, "templates")
-}
-
-func (a *API) answerTemplate(w http.ResponseWriter, r *http.Request, status int, id string, written commands.Written) error {
-	ok, err := a.applied(r.Context(), written, "templates")
-	if err != nil {
-		return err
-	}
-	location := "/v1/templates/" + id
-	if !ok {
-		return accepted(w, r, location, written)
-	}
-	t, err := a.readTemplate(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if status == http.StatusCreated {
-		w.Header().Set("Location", location)
-	}
-	setETag(w, t.Version)
-	writeJSON(w, status, t)
-	return nil
+	return a.templates.answerDeleted(a, w, r, written)
 }
 
 const templateColumns = `id, name, channel, default_locale, variants, created_at, updated_at, version`
@@ -136,31 +114,10 @@ func scanTemplate(row pgx.Row) (Template, error) {
 	return t, err
 }
 
-func (a *API) readTemplate(ctx context.Context, id string) (Template, error) {
-	t, err := scanTemplate(a.pool.QueryRow(ctx, `SELECT `+templateColumns+` FROM templates WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return t, notFound("template " + id)
-	}
-	return t, err
-}
-
-func (a *API) getTemplate(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	t, err := a.readTemplate(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	setETag(w, t.Version)
-	writeJSON(w, http.StatusOK, t)
-	return nil
-}
+func (a *API) getTemplate(w http.ResponseWriter, r *http.Request) error { return a.templates.get(w, r) }
 
 func (a *API) listTemplates(w http.ResponseWriter, r *http.Request) error {
-	return listByID(a, w, r, `SELECT `+templateColumns+` FROM templates WHERE id > $1 ORDER BY id LIMIT $2`,
-		func(row pgx.CollectableRow) (Template, error) { return scanTemplate(row) }, func(t Template) string { return t.ID })
+	return a.templates.list(w, r, "")
 }
 
 // Rendered is a template rendered for one recipient.
@@ -199,7 +156,7 @@ func (a *API) previewTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decode(w, r, &b); err != nil {
 		return err
 	}
-	t, err := a.readTemplate(r.Context(), id)
+	t, err := a.templates.read(r.Context(), id)
 	if err != nil {
 		return err
 	}
