@@ -163,22 +163,6 @@ func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request) error {
 	return a.campaigns.answer(a, w, r, http.StatusOK, id, written)
 }
 
-func (a *API) deleteCampaign(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
-	if err != nil {
-		return err
-	}
-	written, err := a.catalog.DeleteCampaign(r.Context(), id, expected, metadata(r))
-	if err != nil {
-		return err
-	}
-	return a.campaigns.answerDeleted(a, w, r, written)
-}
-
 // Campaign actions. The runner (a later piece) acts on the status; here they move it.
 const (
 	actionLaunch = "launch"

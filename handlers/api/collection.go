@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"herald/commands"
+	"herald/events"
 )
 
 // collection is a catalog read model the API serves by id: segments, templates, campaigns.
@@ -101,6 +102,25 @@ func (c collection[T]) answer(a *API, w http.ResponseWriter, r *http.Request, st
 	setETag(w, c.version(v))
 	writeJSON(w, status, v)
 	return nil
+}
+
+// remove serves DELETE /v1/<nouns>/{id} with the command del.
+func (c collection[T]) remove(a *API, del func(context.Context, string, int, events.Metadata) (commands.Written, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := idParam(r)
+		if err != nil {
+			return err
+		}
+		expected, err := ifMatch(r)
+		if err != nil {
+			return err
+		}
+		written, err := del(r.Context(), id, expected, metadata(r))
+		if err != nil {
+			return err
+		}
+		return c.answerDeleted(a, w, r, written)
+	}
 }
 
 // answerDeleted answers 204 once the read model no longer shows the resource, or 202.

@@ -118,22 +118,6 @@ func (a *API) replaceSegment(w http.ResponseWriter, r *http.Request) error {
 	return a.segments.answer(a, w, r, http.StatusOK, id, written)
 }
 
-func (a *API) deleteSegment(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
-	if err != nil {
-		return err
-	}
-	written, err := a.catalog.DeleteSegment(r.Context(), id, expected, metadata(r))
-	if err != nil {
-		return err
-	}
-	return a.segments.answerDeleted(a, w, r, written)
-}
-
 const segmentColumns = `id, name, description, rule, created_at, updated_at, version`
 
 func scanSegment(row pgx.Row) (Segment, error) {

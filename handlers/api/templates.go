@@ -90,22 +90,6 @@ func (a *API) replaceTemplate(w http.ResponseWriter, r *http.Request) error {
 	return a.templates.answer(a, w, r, http.StatusOK, id, written)
 }
 
-func (a *API) deleteTemplate(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
-	if err != nil {
-		return err
-	}
-	written, err := a.catalog.DeleteTemplate(r.Context(), id, expected, metadata(r))
-	if err != nil {
-		return err
-	}
-	return a.templates.answerDeleted(a, w, r, written)
-}
-
 const templateColumns = `id, name, channel, default_locale, variants, created_at, updated_at, version`
 
 func scanTemplate(row pgx.Row) (Template, error) {
