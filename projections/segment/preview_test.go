@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,4 +54,26 @@ func TestPreview(t *testing.T) {
 
 	_, err = c.Preview(ctx, mustParse(t, `{"attr":"a","op":"eq","value":{"$event":"x"}}`), p)
 	assert.ErrorIs(t, err, ErrEventField)
+}
+
+func TestLoadUser(t *testing.T) {
+	db := schematest.New(t)
+	users := propUsers(rand.New(rand.NewPCG(3, 3)), 20)
+	insertUsers(t, db.Pool, users)
+	ctx := context.Background()
+	for _, want := range users {
+		got, found, err := LoadUser(ctx, db.Pool, want.Phone)
+		require.NoError(t, err)
+		require.True(t, found)
+		assert.Equal(t, want.Phone, got.Phone)
+		assert.Equal(t, want.Country, got.Country)
+		assert.Equal(t, want.Consent, got.Consent)
+		assert.ElementsMatch(t, want.Topics, got.Topics)
+		assert.True(t, want.CreatedAt.Truncate(time.Microsecond).Equal(got.CreatedAt))
+		assert.True(t, want.LastInboundAt.Truncate(time.Microsecond).Equal(got.LastInboundAt))
+		assert.Len(t, got.Attributes, len(want.Attributes))
+	}
+	_, found, err := LoadUser(ctx, db.Pool, "+10000000000")
+	require.NoError(t, err)
+	assert.False(t, found)
 }

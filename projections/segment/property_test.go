@@ -285,6 +285,16 @@ func TestSQLAgreesWithEval(t *testing.T) {
 	users := propUsers(r, nUsers)
 	insertUsers(t, db.Pool, users)
 
+	// The same users as the campaign runner and triggers see them: read back from Postgres.
+	loaded := make([]User, len(users))
+	for i, u := range users {
+		var found bool
+		var err error
+		loaded[i], found, err = LoadUser(context.Background(), db.Pool, u.Phone)
+		require.NoError(t, err)
+		require.True(t, found)
+	}
+
 	p := Params{Now: propNow, Event: propEvent}
 	var tried, some, leaves int
 	for checked := 0; checked < nRules; tried++ {
@@ -311,6 +321,7 @@ func TestSQLAgreesWithEval(t *testing.T) {
 			require.Failf(t, "SQL and Eval disagree", "rule %s\nsql %s\nargs %v\nonly SQL: %v\nonly Eval: %v\nfirst such user: %+v",
 				doc, sql, args, sqlOnly, evalOnly, u)
 		}
+		require.Equal(t, want, matchEval(t, rule, loaded, p), "Eval of the users read back differs: %s", doc)
 		if len(got) > 0 && len(got) < len(users) {
 			some++
 		}
