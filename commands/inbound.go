@@ -70,6 +70,9 @@ func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) 
 	kw := Keyword{Command: msg.Command, Word: msg.Keyword, Topic: msg.Topic}
 	inboundID := InboundEventID(msg.MessageSID)
 	stream := events.UserStream(msg.Phone)
+	if res, done, err := h.appendToKnownUser(ctx, cmd, kw, inboundID); done || err != nil {
+		return res, err
+	}
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
 		st, dup, err := loadUserKey(ctx, h.store.Pool(), h.registry, msg.Phone, inboundID)
 		if err != nil {
@@ -100,6 +103,37 @@ func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) 
 		}
 	}
 	return InboundResult{}, fmt.Errorf("record inbound %s: %w after %d attempts", msg.MessageSID, store.ErrConcurrency, maxConflictRetries)
+}
+
+// appendToKnownUser records a message whose effect does not depend on the user's state — a
+// conversation message or HELP: from a known user it is just the message — without reading the
+// stream: the store appends it at the head provided the user exists. done is false when the
+// user is new (or the message is not of that kind), and the caller decides from the stream.
+func (h *ReceiveInboundHandler) appendToKnownUser(ctx context.Context, cmd ReceiveInbound, kw Keyword, inboundID uuid.UUID) (InboundResult, bool, error) {
+	if kw.Command != "" && kw.Command != events.CommandHelp {
+		return InboundResult{}, false, nil
+	}
+	msg := cmd.Message
+	if msg.Raw == nil {
+		msg.Raw = map[string][]string{}
+	}
+	rec, err := events.NewRecord(inboundID, events.UserStream(msg.Phone), msg, cmd.Metadata)
+	if err != nil {
+		return InboundResult{}, false, err
+	}
+	reply := h.replies.For(kw, msg.OptOutType)
+	res, err := h.store.AppendExisting(ctx, events.UserStream(msg.Phone), rec)
+	switch {
+	case err == nil:
+		return InboundResult{Reply: reply, Checkpoint: res.Checkpoint, Duplicate: res.Duplicate}, true, nil
+	case errors.Is(err, store.ErrEventIDReused):
+		// This MessageSid is stored: a retry, received at another time.
+		return InboundResult{Duplicate: true, Reply: reply}, true, nil
+	case errors.Is(err, store.ErrStreamEmpty):
+		return InboundResult{}, false, nil // a new user: created with the message below
+	default:
+		return InboundResult{}, false, fmt.Errorf("record inbound %s: %w", msg.MessageSID, err)
+	}
 }
 
 // decision is one event to append and the key its id derives from.

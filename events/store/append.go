@@ -20,6 +20,64 @@ import (
 	"herald/events"
 )
 
+// anyExisting is the expected version of AppendExisting: the head of a stream that has events.
+const anyExisting = -2
+
+// ErrStreamEmpty refuses AppendExisting on a stream without events. errors.Is also matches
+// ErrConcurrency: the caller decides again, knowing the stream is new.
+var ErrStreamEmpty = errors.New("the stream has no events")
+
+type streamEmptyError struct{ streamID string }
+
+func (e *streamEmptyError) Error() string {
+	return fmt.Sprintf("append to %s: %v (%v)", e.streamID, ErrStreamEmpty, ErrConcurrency)
+}
+
+func (e *streamEmptyError) Is(target error) bool {
+	return target == ErrStreamEmpty || target == ErrConcurrency
+}
+
+// AppendExisting appends recs at the end of streamID, whatever its version, provided the stream
+// already has events; an empty stream is refused with ErrStreamEmpty (errors.Is ErrConcurrency)
+// and nothing is written. It serves decisions that depend only on a stream's existence: a
+// conversation message from a known user needs no read before its append. Idempotency and
+// grouping are as for Append.
+func (s *Store) AppendExisting(ctx context.Context, streamID string, recs ...events.Record) (AppendResult, error) {
+	if len(recs) == 0 {
+		return AppendResult{}, errors.New("append: no records")
+	}
+	for i := range recs {
+		if recs[i].StreamID != "" && recs[i].StreamID != streamID {
+			return AppendResult{}, fmt.Errorf("append to %s: record %d names stream %s", streamID, i, recs[i].StreamID)
+		}
+		if err := validateRecord(recs[i]); err != nil {
+			return AppendResult{}, fmt.Errorf("append to %s: record %d: %w", streamID, i, err)
+		}
+	}
+	req := &appendRequest{streamID: streamID, expected: anyExisting, recs: recs, reply: make(chan appendReply, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return AppendResult{}, ErrClosed
+	}
+	select {
+	case s.queueFor(streamID) <- req:
+		s.closeMu.RUnlock()
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return AppendResult{}, ctx.Err()
+	}
+	select {
+	case r := <-req.reply:
+		return r.res, r.err
+	case <-ctx.Done():
+		return AppendResult{}, ctx.Err()
+	}
+}
+
+// atHead reports whether a request is appended at its stream's head (read by the committer).
+func (r *appendRequest) atHead() bool { return r.expected == AnyVersion || r.expected == anyExisting }
+
 type appendRequest struct {
 	streamID string
 	expected int
@@ -305,8 +363,12 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 	for _, i := range pending {
 		req := group[i]
 		base := req.expected
-		if base == AnyVersion {
+		if req.atHead() {
 			base = head[req.streamID]
+		}
+		if req.expected == anyExisting && base == 0 {
+			replies[i] = appendReply{err: &streamEmptyError{streamID: req.streamID}}
+			continue
 		}
 		bases[i] = base
 		head[req.streamID] = base + len(req.recs)
@@ -323,16 +385,21 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 		return nil, errMixedOutcome
 	}
 	for _, i := range pending {
-		replies[i] = appendReply{res: resultOf(group[i].recs, got, bases[i]+len(group[i].recs), false)}
+		if base, ok := bases[i]; ok {
+			replies[i] = appendReply{res: resultOf(group[i].recs, got, base+len(group[i].recs), false)}
+		}
 	}
 	return repeats, nil
 }
 
 // sqlStoredAndHeads returns the ids of $1 that are stored (stream NULL) and the head of each
-// stream of $2 (event_id NULL).
-const sqlStoredAndHeads = `SELECT event_id, NULL::text, 0 FROM events WHERE event_id = ANY($1::uuid[])
+// stream of $2 that has events (event_id NULL), with one index probe per id and per stream: the
+// "= ANY($1)" form can be planned as a scan of the whole log once it is large.
+const sqlStoredAndHeads = `SELECT e.event_id, NULL::text, 0 FROM unnest($1::uuid[]) AS i(id)
+CROSS JOIN LATERAL (SELECT event_id FROM events WHERE event_id = i.id) e
 UNION ALL
-SELECT NULL::uuid, stream_id, max(stream_version) FROM events WHERE stream_id = ANY($2::text[]) GROUP BY stream_id`
+SELECT NULL::uuid, s.id, h.v FROM unnest($2::text[]) AS s(id)
+CROSS JOIN LATERAL (SELECT stream_version AS v FROM events WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) h`
 
 // answerStored fills the replies of requests whose event ids are all stored (duplicates, or
 // reused ids) and returns the indexes of the others (pending), the heads of the group's
@@ -365,7 +432,7 @@ func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequ
 			seen[r.EventID] = true
 			ids = append(ids, r.EventID)
 		}
-		if req.expected == AnyVersion {
+		if req.atHead() {
 			anyStreams = append(anyStreams, req.streamID)
 		}
 	}
@@ -491,7 +558,7 @@ func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (A
 		switch {
 		case err != nil || dup:
 			return res, err
-		case req.expected == AnyVersion && attempt < maxAnyRetries:
+		case req.atHead() && attempt < maxAnyRetries:
 			continue // another writer took the version we computed: read the head again
 		default:
 			return AppendResult{}, &ConcurrencyError{StreamID: req.streamID, Expected: req.expected}
@@ -503,12 +570,15 @@ func (s *Store) appendOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (A
 // expected version, and refuses with errReordered what the log would deliver out of order.
 func insertOne(ctx context.Context, tx pgx.Tx, req *appendRequest) (base int, got map[uuid.UUID]Checkpoint, err error) {
 	base = req.expected
-	if base == AnyVersion {
+	if req.atHead() {
 		head, err := heads(ctx, tx, []string{req.streamID})
 		if err != nil {
 			return 0, nil, err
 		}
 		base = head[req.streamID]
+		if req.expected == anyExisting && base == 0 {
+			return 0, nil, &streamEmptyError{streamID: req.streamID}
+		}
 	}
 	var args insertArgs
 	args.add(req, base)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -409,6 +410,55 @@ func TestAppendAnyVersionConcurrent(t *testing.T) {
 		require.Equal(t, next[te.Writer], te.Seq, "writer %d's events out of order", te.Writer)
 		next[te.Writer]++
 	}
+}
+
+// TestAppendExisting: an append at the head of a stream that must have events. An empty stream is
+// refused (ErrStreamEmpty, also ErrConcurrency) with nothing written; concurrent ones on an
+// existing stream all go in, versions contiguous; a retry is a duplicate.
+func TestAppendExisting(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 8, store.Config{})
+	ctx := context.Background()
+	const stream = "existing-1"
+
+	_, err := e.store.AppendExisting(ctx, stream, rec(stream, 0, 0))
+	require.ErrorIs(t, err, store.ErrStreamEmpty)
+	require.ErrorIs(t, err, store.ErrConcurrency)
+	assert.Empty(t, readStream(t, e.db.Pool, stream), "nothing written")
+
+	_, err = e.store.Append(ctx, stream, 0, rec(stream, 0, 0))
+	require.NoError(t, err)
+	const writers = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 1; w <= writers; w++ {
+		wg.Go(func() {
+			recs := []events.Record{rec(stream, w, 0), rec(stream, w, 1)}
+			res, err := e.store.AppendExisting(ctx, stream, recs...)
+			if err == nil && res.Duplicate {
+				err = errors.New("a first append answered as a duplicate")
+			}
+			if err == nil {
+				again, err2 := e.store.AppendExisting(ctx, stream, recs...)
+				switch {
+				case err2 != nil:
+					err = err2
+				case !again.Duplicate || !slices.Equal(again.Positions, res.Positions):
+					err = errors.New("a retry was not a duplicate with the original positions")
+				}
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	evs := readStream(t, e.db.Pool, stream)
+	require.Len(t, evs, 1+2*writers)
+	requireVersions1toN(t, evs)
+	requireLogReadsStreamsInOrder(t, e, len(evs))
 }
 
 // TestAppendGroupsManyStreams: many concurrent single-event appends to distinct streams (the

@@ -253,3 +253,50 @@ func TestGroupRepeatsStayOnTheFastPath(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE stream_id IN ('rp', 'rq', 'rn')`).Scan(&count))
 	assert.Equal(t, 4, count)
 }
+
+// TestGroupAppendExisting: in one group, an append-if-existing to an empty stream is refused
+// alone; one after the request that creates its stream goes in after it. The same holds on the
+// savepoint path.
+func TestGroupAppendExisting(t *testing.T) {
+	t.Parallel()
+	s, db := newGroupStore(t)
+	ctx := context.Background()
+	for _, slow := range []bool{false, true} {
+		p := "fast-"
+		if slow {
+			p = "slow-"
+		}
+		reqs := []*appendRequest{
+			request(p+"x", anyExisting, groupRec(p+"x", `{"n":1}`)),
+			request(p+"y", 0, groupRec(p+"y", `{"n":1}`)),
+			request(p+"y", anyExisting, groupRec(p+"y", `{"n":2}`), groupRec(p+"y", `{"n":3}`)),
+		}
+		if slow {
+			// A stale expected version sends the group down the savepoint path.
+			_, err := db.Pool.Exec(ctx, `INSERT INTO events (event_id, stream_id, stream_version, type, data) VALUES ($1, 'slow-z', 1, 't', '{}')`, uuid.New())
+			require.NoError(t, err)
+			reqs = append(reqs, request("slow-z", 0, groupRec("slow-z", `{"n":1}`)))
+		}
+		before := slowPathGroups.Load()
+		s.commitGroup(reqs)
+		if !slow {
+			assert.Equal(t, before, slowPathGroups.Load(), "fast path")
+		}
+		err := (<-reqs[0].reply).err
+		assert.ErrorIs(t, err, ErrStreamEmpty, p)
+		assert.ErrorIs(t, err, ErrConcurrency, p)
+		require.NoError(t, (<-reqs[1].reply).err, p)
+		got := <-reqs[2].reply
+		require.NoError(t, got.err, p)
+		assert.Equal(t, 3, got.res.StreamVersion, p)
+		if slow {
+			assert.ErrorIs(t, (<-reqs[3].reply).err, ErrConcurrency)
+		}
+		evs, err := ReadStream(ctx, db.Pool, p+"y", 0)
+		require.NoError(t, err)
+		assert.Len(t, evs, 3, p)
+		evs, err = ReadStream(ctx, db.Pool, p+"x", 0)
+		require.NoError(t, err)
+		assert.Empty(t, evs, p)
+	}
+}

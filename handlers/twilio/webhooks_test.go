@@ -405,6 +405,42 @@ func TestDuplicateAndConcurrentDeliveriesAreStoredOnce(t *testing.T) {
 	assert.Equal(t, 1, e.count(`SELECT callbacks FROM message_provider_status WHERE message_sid = $1`, sid(43)))
 }
 
+// TestConversationMessagesAreStoredOnce: a conversation message (or HELP) from a known user is
+// appended without reading the user's stream; from a new user it creates the user. Concurrent and
+// late deliveries of either are stored once and answered 200 with the same reply.
+func TestConversationMessagesAreStoredOnce(t *testing.T) {
+	t.Parallel()
+	e := newEdge(t)
+	const phone = "+51987650001"
+	first := inbound(sid(50), phone, "hola")     // creates the user
+	known := inbound(sid(51), phone, "¿precio?") // a known user
+	help := inbound(sid(52), phone, "help")      // HELP: a reply, no state change
+	for _, form := range []url.Values{first, known, help} {
+		var wg sync.WaitGroup
+		replies := make(chan string, 10)
+		for range 10 {
+			wg.Go(func() {
+				rec := e.post(twilio.InboundPath, form)
+				assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+				replies <- rec.Body.String()
+			})
+		}
+		wg.Wait()
+		close(replies)
+		want := e.post(twilio.InboundPath, form) // a late retry
+		assert.Equal(t, http.StatusOK, want.Code)
+		for r := range replies {
+			assert.Equal(t, want.Body.String(), r)
+		}
+	}
+	assert.Contains(t, e.post(twilio.InboundPath, help).Body.String(), "Reply STOP")
+	assert.Equal(t, 1, e.count(`SELECT count(*) FROM events WHERE type = $1`, events.TypeUserCreated))
+	assert.Equal(t, 3, e.count(`SELECT count(*) FROM events WHERE type = $1`, events.TypeUserMessageReceived))
+	assert.Equal(t, 4, e.count(`SELECT count(*) FROM events WHERE stream_id = $1`, events.UserStream(phone)))
+	assert.Equal(t, 4, e.count(`SELECT max(stream_version) FROM events WHERE stream_id = $1`, events.UserStream(phone)))
+	assert.Zero(t, e.count(`SELECT count(*) FROM events WHERE type = $1`, events.TypeUserConsentChanged), "nobody opted in")
+}
+
 // permutations returns every ordering of items.
 func permutations(items []string) [][]string {
 	if len(items) <= 1 {
