@@ -55,6 +55,21 @@ func Catalogue() []Definition {
 		{Type: TypeCampaignSaved, Version: 1, New: func() Event { return &CampaignSaved{} }},
 		{Type: TypeCampaignStatusChanged, Version: 1, New: func() Event { return &CampaignStatusChanged{} }},
 		{Type: TypeCampaignDeleted, Version: 1, New: func() Event { return &CampaignDeleted{} }},
+		{Type: TypeCampaignRunStarted, Version: 1, New: func() Event { return &CampaignRunStarted{} }},
+		{Type: TypeCampaignRunMaterialized, Version: 1, New: func() Event { return &CampaignRunMaterialized{} }},
+		{Type: TypeMessageQueued, Version: 1, New: func() Event { return &MessageQueued{} }},
+		{Type: TypeMessageDeferred, Version: 1, New: func() Event { return &MessageDeferred{} }},
+		{Type: TypeMessageSkipped, Version: 1, New: func() Event { return &MessageSkipped{} }},
+		{Type: TypeMessageSendAttempted, Version: 1, New: func() Event { return &MessageSendAttempted{} }},
+		{Type: TypeMessageAccepted, Version: 1, New: func() Event { return &MessageAccepted{} }},
+		{Type: TypeMessageRetryScheduled, Version: 1, New: func() Event { return &MessageRetryScheduled{} }},
+		{Type: TypeMessageOutcomeUnknown, Version: 1, New: func() Event { return &MessageOutcomeUnknown{} }},
+		{Type: TypeMessageFailed, Version: 1, New: func() Event { return &MessageFailed{} }},
+		{Type: TypeMessageCancelled, Version: 1, New: func() Event { return &MessageCancelled{} }},
+		{Type: TypeImportStarted, Version: 1, New: func() Event { return &ImportStarted{} }},
+		{Type: TypeImportBatchProcessed, Version: 1, New: func() Event { return &ImportBatchProcessed{} }},
+		{Type: TypeImportFinished, Version: 1, New: func() Event { return &ImportFinished{} }},
+		{Type: TypeTriggerAccepted, Version: 1, New: func() Event { return &TriggerAccepted{} }},
 	}
 }
 

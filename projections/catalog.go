@@ -68,9 +68,10 @@ func (Templates) Apply(_ context.Context, tx Tx, env events.Envelope, e events.E
 type Campaigns struct{}
 
 func (Campaigns) Name() string     { return "campaigns" }
-func (Campaigns) Tables() []string { return []string{"campaigns"} }
+func (Campaigns) Tables() []string { return []string{"campaigns", "campaign_runs"} }
 func (Campaigns) Handles() []string {
-	return []string{events.TypeCampaignSaved, events.TypeCampaignStatusChanged, events.TypeCampaignDeleted}
+	return []string{events.TypeCampaignSaved, events.TypeCampaignStatusChanged, events.TypeCampaignDeleted,
+		events.TypeCampaignRunStarted, events.TypeCampaignRunMaterialized}
 }
 
 // A saved campaign keeps its status; a new one starts as a draft.
@@ -117,6 +118,12 @@ func (Campaigns) Apply(_ context.Context, tx Tx, env events.Envelope, e events.E
 			e.ID, e.To, env.RecordedAt, env.StreamVersion)
 	case *events.CampaignDeleted:
 		tx.Queue(`DELETE FROM campaigns WHERE id = $1`, e.ID)
+	case *events.CampaignRunStarted:
+		tx.Queue(`INSERT INTO campaign_runs (campaign_id, run_id, occurrence, started_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING`, e.ID, e.RunID, e.Occurrence, env.RecordedAt)
+	case *events.CampaignRunMaterialized:
+		tx.Queue(`UPDATE campaign_runs SET materialized_at = $3, recipients = $4 WHERE campaign_id = $1 AND run_id = $2`,
+			e.ID, e.RunID, env.RecordedAt, e.Recipients)
 	default:
 		return Poison(fmt.Errorf("campaigns: unexpected %T", e))
 	}

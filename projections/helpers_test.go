@@ -161,6 +161,7 @@ func usersAfterMixedWorkload(n int) int { return n - (n+6)/7 + 1 }
 // campaigns through their statuses.
 func catalogWorkload(t testing.TB, s *store.Store, n int, rng *rand.Rand) int {
 	ctx := context.Background()
+	at := time.Date(2026, 11, 27, 14, 0, 0, 0, time.UTC)
 	total := 0
 	add := func(stream string, e events.Event) {
 		_, err := s.Append(ctx, stream, store.AnyVersion, record(t, stream, e))
@@ -181,6 +182,29 @@ func catalogWorkload(t testing.TB, s *store.Store, n int, rng *rand.Rand) int {
 		}
 		add(events.CampaignStream(id), c)
 		add(events.CampaignStream(id), events.CampaignStatusChanged{ID: id, From: events.CampaignDraft, To: events.CampaignScheduled})
+		run := "run-" + id
+		add(events.CampaignStream(id), events.CampaignRunStarted{ID: id, RunID: run, Occurrence: at})
+		for k, p := range []string{phone(i), phone(i + 1), phone(i + 2), phone(i + 3)} {
+			m := events.MessageStream(events.DeterministicID("message", run, p).String())
+			add(m, events.MessageQueued{MessageID: m, Kind: events.MessageKindCampaign, CampaignID: id, RunID: run, Phone: p, Topic: "deals", TemplateID: id, DueAt: at})
+			switch k {
+			case 0:
+				add(m, events.MessageDeferred{Reason: events.ReasonQuietHours, Detail: "local 22:00", Until: at.Add(10 * time.Hour)})
+				add(m, events.MessageSendAttempted{Attempt: 1, To: "whatsapp:" + p, From: "whatsapp:+14155238886", Body: "Hi", At: at.Add(10 * time.Hour)})
+				add(m, events.MessageAccepted{Attempt: 1, SID: fmt.Sprintf("SMc%031d", i), Via: events.AcceptedByResponse})
+			case 1:
+				add(m, events.MessageSkipped{Reason: events.ReasonMissingVariable, Detail: "first_name"})
+			case 2:
+				add(m, events.MessageSendAttempted{Attempt: 1, To: "whatsapp:" + p, From: "whatsapp:+14155238886", Body: "Hi", At: at})
+				add(m, events.MessageOutcomeUnknown{Attempt: 1, Reason: "timeout", CheckAt: at.Add(time.Minute)})
+				add(m, events.MessageRetryScheduled{Attempt: 1, Code: 20429, Reason: "not found at Twilio", At: at.Add(2 * time.Minute)})
+				add(m, events.MessageSendAttempted{Attempt: 2, To: "whatsapp:" + p, From: "whatsapp:+14155238886", Body: "Hi", At: at.Add(2 * time.Minute)})
+				add(m, events.MessageFailed{Attempt: 2, Code: 21211, Reason: "invalid To"})
+			default:
+				add(m, events.MessageCancelled{Reason: "campaign cancelled"})
+			}
+		}
+		add(events.CampaignStream(id), events.CampaignRunMaterialized{ID: id, RunID: run, Recipients: 4})
 		switch rng.IntN(4) {
 		case 0:
 			add(events.SegmentStream(id), events.SegmentDeleted{ID: id})
