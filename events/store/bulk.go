@@ -22,26 +22,25 @@ type BulkResult struct {
 	Checkpoint Checkpoint
 }
 
-// A chunk is first written with one COPY straight into events, each stream numbered from 1:
-// the common case — an import of new streams — as fast as COPY gets, with no lookup at all. Every
-// stream that exists has a version 1, so if any record's stream exists (or a concurrent writer is
-// creating it) the (stream_id, stream_version) unique index fails that COPY, as the event_id one
-// does for an id already stored; the transaction rolls back and the chunk goes the next way. Once
-// a chunk of a call has met a conflict, the later chunks of that call skip this first way.
+// A chunk is first written with one COPY straight into events, the versions numbered after the
+// stream heads read just before (sqlBulkHeads) in the same transaction. That is the common case —
+// an import of new records — and as fast as COPY gets. If anything conflicts (an id already
+// stored, an id repeated in the input, a concurrent writer that took a version) COPY fails, the
+// transaction rolls back and the chunk goes the careful way: COPY into a session temp table (no
+// WAL, no indexes), then one INSERT … SELECT … ON CONFLICT DO NOTHING that leaves stored ids out
+// and numbers the rest after the heads.
 //
-// The second way numbers the records after the stream heads read just before (sqlBulkHeads) in
-// the same transaction, again with one COPY into events. If that conflicts too (an id already
-// stored, an id repeated in the input, a concurrent writer that took a version) the chunk goes
-// the careful way: COPY into a session temp table (no WAL, no indexes), then one INSERT … SELECT
-// … ON CONFLICT DO NOTHING that leaves stored ids out and numbers the rest after the heads.
+// The heads are read even when every stream is expected new: numbering from 1 and counting on
+// the (stream_id, stream_version) index to refuse an existing stream's version 1 would be wrong
+// for a stream whose first versions the Eraser moved to an erased-… stream — it has no version 1
+// and may have later ones.
 //
-// In every way the write into events is the transaction's first write, after the heads were
+// In both ways the write into events is the transaction's first write, after the heads were
 // read: the transaction gets its xid only then, above that of every writer whose events it
 // numbers after. Otherwise a writer committing in between with a higher xid would precede, in the
 // log's (transaction_id, global_position) order, events appended after its own, and the gap-safe
-// reader would deliver that stream out of order. (The first way numbers after no one: any other
-// writer of its streams makes it fail.) So the staging table is filled in a transaction of its
-// own, before the inserting one.
+// reader would deliver that stream out of order. So the staging table is filled in a transaction
+// of its own, before the inserting one.
 const sqlStaging = `CREATE TEMP TABLE IF NOT EXISTS events_staging (
     ord bigint, event_id uuid, stream_id text, type text, schema_version smallint, data jsonb, metadata jsonb
 )`
@@ -112,13 +111,9 @@ func (s *Store) AppendBulk(ctx context.Context, recs []events.Record) (BulkResul
 			return total, fmt.Errorf("append bulk: record %d: %w", i, err)
 		}
 	}
-	fresh := true // no chunk has conflicted yet: try each as new streams first
 	for start := 0; start < len(recs); start += s.cfg.BulkChunk {
 		chunk := recs[start:min(start+s.cfg.BulkChunk, len(recs))]
-		res, conflicted, err := s.bulkChunk(ctx, chunk, fresh)
-		if conflicted {
-			fresh = false
-		}
+		res, err := s.bulkChunk(ctx, chunk)
 		if err != nil {
 			return total, fmt.Errorf("append bulk: records %d..%d: %w", start, start+len(chunk)-1, err)
 		}
@@ -137,9 +132,7 @@ func (s *Store) AppendBulk(ctx context.Context, recs []events.Record) (BulkResul
 // maxBulkRetries bounds how often a chunk is redone after a concurrent writer took a version.
 const maxBulkRetries = 10
 
-// bulkChunk writes one chunk, the first way (all streams new) only if fresh. conflicted says
-// whether the chunk met a conflict on the way.
-func (s *Store) bulkChunk(ctx context.Context, recs []events.Record, fresh bool) (res BulkResult, conflicted bool, err error) {
+func (s *Store) bulkChunk(ctx context.Context, recs []events.Record) (BulkResult, error) {
 	// Stream by stream, each stream's records in input order: the order every writer inserts in
 	// (see sqlInsert), so that a version race ends in a conflict, not a deadlock.
 	sorted := slices.Clone(recs)
@@ -147,59 +140,35 @@ func (s *Store) bulkChunk(ctx context.Context, recs []events.Record, fresh bool)
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return BulkResult{}, false, err
+		return BulkResult{}, err
 	}
 	defer conn.Release()
 
-	if fresh {
-		var constraint string
-		res, constraint, err = copyChunk(ctx, conn, sorted, false)
-		if !errors.Is(err, errMixedOutcome) {
-			return res, false, err
-		}
-		if constraint == constraintEventID {
-			// An id is stored already: the second way would fail on it too.
-			res, err = s.stagedChunk(ctx, conn, sorted)
-			return res, true, err
-		}
-	}
-	res, _, err = copyChunk(ctx, conn, sorted, true)
+	res, err := copyChunk(ctx, conn, sorted)
 	if !errors.Is(err, errMixedOutcome) {
-		return res, fresh, err
+		return res, err
 	}
-	res, err = s.stagedChunk(ctx, conn, sorted)
-	return res, true, err
+	return s.stagedChunk(ctx, conn, sorted)
 }
 
-// constraintEventID is the unique constraint on events.event_id.
-const constraintEventID = "events_event_id_key"
-
 // copyChunk writes recs with one COPY into events, or fails with errMixedOutcome (nothing
-// written) if any of them conflicts, naming the constraint that failed. With readHeads each
-// stream is numbered after its head, otherwise from 1.
-func copyChunk(ctx context.Context, conn *pgxpool.Conn, recs []events.Record, readHeads bool) (BulkResult, string, error) {
-	var (
-		res        BulkResult
-		constraint string
-	)
+// written) if any of them conflicts.
+func copyChunk(ctx context.Context, conn *pgxpool.Conn, recs []events.Record) (BulkResult, error) {
+	var res BulkResult
 	err := withTxOn(ctx, conn, func(tx pgx.Tx) error {
-		head := map[string]int{}
-		if readHeads {
-			var streams []string
-			for i, r := range recs {
-				if i == 0 || r.StreamID != recs[i-1].StreamID {
-					streams = append(streams, r.StreamID)
-				}
+		var streams []string
+		for i, r := range recs {
+			if i == 0 || r.StreamID != recs[i-1].StreamID {
+				streams = append(streams, r.StreamID)
 			}
-			var err error
-			if head, err = bulkHeads(ctx, tx, streams); err != nil {
-				return err
-			}
+		}
+		head, err := bulkHeads(ctx, tx, streams)
+		if err != nil {
+			return err
 		}
 		// The COPY is this transaction's first write (see above).
 		n, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, &versionedSource{recs: recs, head: head})
-		if c, unique := isUniqueViolation(err); unique {
-			constraint = c
+		if _, unique := isUniqueViolation(err); unique {
 			return errMixedOutcome
 		}
 		if err != nil {
@@ -208,7 +177,7 @@ func copyChunk(ctx context.Context, conn *pgxpool.Conn, recs []events.Record, re
 		res.Appended = int(n)
 		return tx.QueryRow(ctx, sqlBulkCheckpoint).Scan(&res.Checkpoint.TxID, &res.Checkpoint.Position)
 	})
-	return res, constraint, err
+	return res, err
 }
 
 // bulkHeads maps each stream of streams that exists to its head.

@@ -336,9 +336,8 @@ func TestAppendBulkConcurrentWithAppend(t *testing.T) {
 }
 
 // TestAppendBulkExistingStreamsProbeHeads appends a chunk to thousands of streams, half of them
-// stored already: the first COPY (every stream numbered from 1) fails on the stored ones, and the
-// chunk is numbered after the heads read in the second way. That read must probe the
-// (stream_id, stream_version) index once per stream: it used to be one "stream_id = ANY(…)"
+// stored already, numbered after the heads read in the chunk's transaction. That read must probe
+// the (stream_id, stream_version) index once per stream: it used to be one "stream_id = ANY(…)"
 // query that, for a chunk of thousands of streams, the planner made a sequential scan of the
 // whole table — 0.3–0.7 s per chunk past a million events, growing with the log. Closing the
 // store's own pool makes its backends report their scans.
@@ -392,4 +391,34 @@ FROM pg_stat_user_tables WHERE relid = 'events'::regclass`).Scan(&seq, &idx))
 		requireVersions1toN(t, evs)
 		require.Equal(t, r.EventID, evs[len(evs)-1].EventID)
 	}
+}
+
+// TestAppendBulkAfterErasure: a stream whose first versions the Eraser moved to an erased-…
+// stream has no version 1 but later ones. A bulk append must continue after its head, not start
+// again at 1 (which no unique index would refuse).
+func TestAppendBulkAfterErasure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 4, store.Config{})
+	ctx := context.Background()
+	const s = "user-+14155550100"
+	_, err := e.store.Append(ctx, s, 0, rec(s, 0, 0), rec(s, 0, 1), rec(s, 0, 2))
+	require.NoError(t, err)
+	tx, err := e.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SET LOCAL herald.erase = 'on'`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE events SET stream_id = 'erased-test' WHERE stream_id = $1 AND stream_version <= 2`, s)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+
+	res, err := e.store.AppendBulk(ctx, []events.Record{rec(s, 1, 0), rec("bulk-new", 1, 0), rec(s, 1, 1)})
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Appended)
+	evs := readStream(t, e.db.Pool, s)
+	var versions []int
+	for _, ev := range evs {
+		versions = append(versions, ev.StreamVersion)
+	}
+	require.Equal(t, []int{3, 4, 5}, versions, "the stream continues after its head")
+	require.Equal(t, 1, decodeTest(t, evs[1]).Writer)
 }
