@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -67,4 +68,99 @@ func PhoneCountry(e164 string) string {
 		return ""
 	}
 	return region
+}
+
+// Phone rejection reasons (ClassifyPhone), stable codes for reports.
+const (
+	PhoneMissing          = "missing_phone"
+	PhoneUnparseable      = "unparseable"
+	PhoneInvalidForRegion = "invalid_for_region"
+	PhoneTooShort         = "too_short"
+	PhoneTooLong          = "too_long"
+)
+
+// PhoneNotMobile is ClassifyPhone's warning for a valid number the metadata says is a fixed
+// line only: it is accepted (WhatsApp runs on some landlines) but worth a look.
+const PhoneNotMobile = "not_mobile"
+
+// PhoneCheck is what ClassifyPhone found: the E.164 form and, for a rejected number, the
+// reason code and a sentence; Warning is PhoneNotMobile or "".
+type PhoneCheck struct {
+	E164    string
+	Reason  string
+	Detail  string
+	Warning string
+	Region  string // ISO 3166 region of the number ("" when it has none)
+	// Zones are the IANA time zones the number's prefix spans (none when unknown): with more
+	// than one, the number alone may not say its local time.
+	Zones []string
+}
+
+// ClassifyPhone reads a phone number in the formats NormalizePhone accepts and says why it is
+// not a valid number when it is not, with one of the reason codes above. It never guesses: a
+// value with letters (a vanity number, a name in the wrong column) is unparseable.
+func ClassifyPhone(raw, defaultRegion string) PhoneCheck {
+	s := strings.TrimSpace(raw)
+	for _, prefix := range []string{"whatsapp:", "tel:"} {
+		if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+			s = strings.TrimSpace(s[len(prefix):])
+		}
+	}
+	switch {
+	case s == "":
+		return PhoneCheck{Reason: PhoneMissing, Detail: "no phone number"}
+	case len(s) > 64:
+		return PhoneCheck{Reason: PhoneTooLong, Detail: "too long to be a phone number"}
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9') && !strings.ContainsRune("+-.() /\u00a0", r) {
+			return PhoneCheck{Reason: PhoneUnparseable, Detail: fmt.Sprintf("%q is not allowed in a phone number", r)}
+		}
+	}
+	if strings.HasPrefix(s, "00") {
+		s = "+" + s[2:]
+	}
+	digits := strings.Map(keepDigitsAndPlus, s)
+	if strings.Count(digits, "+") > 1 || strings.LastIndex(digits, "+") > 0 {
+		return PhoneCheck{Reason: PhoneUnparseable, Detail: "+ may only start the number"}
+	}
+	if strings.HasPrefix(digits, "+521") && len(digits) == 14 {
+		s = "+52" + digits[4:]
+	}
+	region := strings.ToUpper(defaultRegion)
+	if !strings.HasPrefix(s, "+") && region == "" {
+		return PhoneCheck{Reason: PhoneUnparseable, Detail: "no country code (start it with +) and no default region"}
+	}
+	parsed, err := phonenumbers.Parse(s, region)
+	switch {
+	case errors.Is(err, phonenumbers.ErrTooShortNSN), errors.Is(err, phonenumbers.ErrTooShortAfterIDD):
+		return PhoneCheck{Reason: PhoneTooShort, Detail: "too short to be a phone number"}
+	case errors.Is(err, phonenumbers.ErrNumTooLong):
+		return PhoneCheck{Reason: PhoneTooLong, Detail: "too long to be a phone number"}
+	case err != nil:
+		return PhoneCheck{Reason: PhoneUnparseable, Detail: "not a phone number: " + err.Error()}
+	}
+	if !phonenumbers.IsValidNumber(parsed) {
+		switch phonenumbers.IsPossibleNumberWithReason(parsed) {
+		case phonenumbers.TOO_SHORT:
+			return PhoneCheck{Reason: PhoneTooShort, Detail: "too short for its country"}
+		case phonenumbers.TOO_LONG:
+			return PhoneCheck{Reason: PhoneTooLong, Detail: "too long for its country"}
+		case phonenumbers.INVALID_COUNTRY_CODE:
+			return PhoneCheck{Reason: PhoneUnparseable, Detail: "unknown country code"}
+		}
+		where := phonenumbers.GetRegionCodeForCountryCode(int(parsed.GetCountryCode()))
+		return PhoneCheck{Reason: PhoneInvalidForRegion, Detail: "not a valid number in " + where}
+	}
+	out := PhoneCheck{E164: phonenumbers.Format(parsed, phonenumbers.E164)}
+	if r := phonenumbers.GetRegionCodeForNumber(parsed); len(r) == 2 && r != phonenumbers.UNKNOWN_REGION {
+		out.Region = r
+	}
+	if zones, err := phonenumbers.GetTimezonesForNumber(parsed); err == nil && !(len(zones) == 1 && zones[0] == phonenumbers.UNKNOWN_TIMEZONE) {
+		out.Zones = zones
+	}
+	if phonenumbers.GetNumberType(parsed) == phonenumbers.FIXED_LINE {
+		out.Warning = PhoneNotMobile
+	}
+	return out
 }

@@ -140,6 +140,7 @@ func mixedWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
 		}
 	}
 	total += catalogWorkload(t, s, n/10+1, rng)
+	total += importWorkload(t, s, n/50+1, rng)
 	// A few users erased, and one of them writing again afterwards.
 	for i := 0; i < n; i += 7 {
 		p := phone(i)

@@ -300,5 +300,5 @@ func (Subscriptions) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope
 
 // All returns Herald's projections, in the order they are started and rebuilt.
 func All() []Projection {
-	return []Projection{Users{}, Subscriptions{}, InboundMessages{}, DeliveryReceipts{}, Segments{}, Templates{}, Campaigns{}, Messages{}}
+	return []Projection{Users{}, Subscriptions{}, InboundMessages{}, DeliveryReceipts{}, Segments{}, Templates{}, Campaigns{}, Messages{}, Imports{}}
 }

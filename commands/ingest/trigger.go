@@ -1,0 +1,517 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"herald/commands"
+	"herald/events"
+	"herald/events/store"
+	"herald/projections/segment"
+)
+
+// Trigger line problems (TriggerIssue.Code).
+const (
+	TriggerMalformed       = "malformed_line"
+	TriggerMissingField    = "missing_field"
+	TriggerInvalidField    = "invalid_field"
+	TriggerUnknownTemplate = "unknown_template"
+	TriggerUnknownSegment  = "unknown_segment"
+	TriggerDuplicate       = "duplicate"
+)
+
+// Limits of a trigger line.
+const (
+	maxEventIDLen  = 200
+	maxPayloadKeys = 200
+)
+
+var (
+	triggerTypePattern = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+	resourceIDPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+)
+
+// TriggerLine is one valid line of a trigger file.
+type TriggerLine struct {
+	EventID    string
+	Type       string
+	OccurredAt time.Time
+	Payload    map[string]any
+	Segment    json.RawMessage // compact; nil with SegmentID or with neither (everyone subscribed)
+	SegmentID  string
+	TemplateID string
+	Topic      string
+	rule       segment.Rule
+}
+
+// TriggerIssue is what went wrong with one line (Code), where (Field) and why (Detail).
+type TriggerIssue struct {
+	Line    int    `json:"line"`
+	EventID string `json:"event_id,omitempty"`
+	Code    string `json:"code"`
+	Field   string `json:"field,omitempty"`
+	Detail  string `json:"detail"`
+}
+
+type triggerJSON struct {
+	EventID    *string         `json:"event_id"`
+	Type       *string         `json:"type"`
+	OccurredAt *string         `json:"occurred_at"`
+	Payload    json.RawMessage `json:"payload"`
+	Segment    json.RawMessage `json:"segment"`
+	SegmentID  *string         `json:"segment_id"`
+	TemplateID *string         `json:"template_id"`
+	Topic      *string         `json:"topic"`
+}
+
+// ParseTriggerLine validates one line on its own (the database checks come later): a JSON
+// object with event_id, type, occurred_at (RFC 3339), payload (an object), segment (a rule)
+// or segment_id or neither, template_id and topic. Every {"$event": …} field the rule uses
+// must be in the payload.
+func ParseTriggerLine(line []byte) (TriggerLine, *TriggerIssue) {
+	bad := func(code, field, format string, a ...any) (TriggerLine, *TriggerIssue) {
+		return TriggerLine{}, &TriggerIssue{Code: code, Field: field, Detail: fmt.Sprintf(format, a...)}
+	}
+	if !utf8.Valid(line) {
+		return bad(TriggerMalformed, "", "not UTF-8 text")
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	var j triggerJSON
+	if err := dec.Decode(&j); err != nil {
+		return bad(TriggerMalformed, "", "not a trigger object: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad(TriggerMalformed, "", "more than one JSON value on the line")
+	}
+	var t TriggerLine
+	switch {
+	case j.EventID == nil || *j.EventID == "":
+		return bad(TriggerMissingField, "event_id", "is required")
+	case len(*j.EventID) > maxEventIDLen:
+		return bad(TriggerInvalidField, "event_id", "is longer than %d bytes", maxEventIDLen)
+	case strings.IndexFunc(*j.EventID, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0:
+		return bad(TriggerInvalidField, "event_id", "must not contain spaces or control characters")
+	}
+	t.EventID = *j.EventID
+	switch {
+	case j.Type == nil || *j.Type == "":
+		return bad(TriggerMissingField, "type", "is required")
+	case !triggerTypePattern.MatchString(*j.Type):
+		return bad(TriggerInvalidField, "type", "is lower case letters, digits, _ . - (like price_drop)")
+	}
+	t.Type = *j.Type
+	if j.OccurredAt == nil || *j.OccurredAt == "" {
+		return bad(TriggerMissingField, "occurred_at", "is required")
+	}
+	at, err := time.Parse(time.RFC3339Nano, *j.OccurredAt)
+	if err != nil {
+		return bad(TriggerInvalidField, "occurred_at", "is not an RFC 3339 time like 2026-11-27T10:00:00Z")
+	}
+	t.OccurredAt = at.UTC()
+	t.Payload = map[string]any{}
+	if p := bytes.TrimSpace(j.Payload); len(p) > 0 && string(p) != "null" {
+		pd := json.NewDecoder(bytes.NewReader(p))
+		pd.UseNumber()
+		if p[0] != '{' || pd.Decode(&t.Payload) != nil {
+			return bad(TriggerInvalidField, "payload", "must be a JSON object")
+		}
+		if len(t.Payload) > maxPayloadKeys {
+			return bad(TriggerInvalidField, "payload", "has more than %d fields", maxPayloadKeys)
+		}
+	}
+	if j.TemplateID == nil || *j.TemplateID == "" {
+		return bad(TriggerMissingField, "template_id", "is required")
+	}
+	if !resourceIDPattern.MatchString(*j.TemplateID) {
+		return bad(TriggerInvalidField, "template_id", "is not a template id")
+	}
+	t.TemplateID = *j.TemplateID
+	if j.Topic == nil || *j.Topic == "" {
+		return bad(TriggerMissingField, "topic", "is required")
+	}
+	if slug := commands.Slug(*j.Topic); slug != *j.Topic {
+		return bad(TriggerInvalidField, "topic", "is not a topic slug (lower case letters, digits and -); did you mean %q?", slug)
+	}
+	t.Topic = *j.Topic
+	seg := bytes.TrimSpace(j.Segment)
+	hasSeg := len(seg) > 0 && string(seg) != "null"
+	if hasSeg && j.SegmentID != nil && *j.SegmentID != "" {
+		return bad(TriggerInvalidField, "segment", "give segment or segment_id, not both")
+	}
+	if j.SegmentID != nil && *j.SegmentID != "" {
+		if !resourceIDPattern.MatchString(*j.SegmentID) {
+			return bad(TriggerInvalidField, "segment_id", "is not a segment id")
+		}
+		t.SegmentID = *j.SegmentID
+	}
+	if hasSeg {
+		rule, err := segment.Parse(seg)
+		if err != nil {
+			return ruleIssue("segment", err)
+		}
+		if issue := checkEventFields(rule, t.Payload); issue != nil {
+			return TriggerLine{}, issue
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, seg); err != nil {
+			return bad(TriggerInvalidField, "segment", "%v", err)
+		}
+		t.Segment, t.rule = compact.Bytes(), rule
+	}
+	return t, nil
+}
+
+func ruleIssue(field string, err error) (TriggerLine, *TriggerIssue) {
+	var ve *segment.ValidationError
+	if errors.As(err, &ve) && ve.Path != "" {
+		field += "." + ve.Path
+	}
+	detail := err.Error()
+	if ve != nil {
+		detail = ve.Reason
+	}
+	return TriggerLine{}, &TriggerIssue{Code: TriggerInvalidField, Field: field, Detail: detail}
+}
+
+func checkEventFields(rule segment.Rule, payload map[string]any) *TriggerIssue {
+	for _, f := range rule.EventFields() {
+		if _, ok := payload[f]; !ok {
+			return &TriggerIssue{Code: TriggerInvalidField, Field: "payload." + f,
+				Detail: fmt.Sprintf("the segment uses {\"$event\": %q} but the payload has no %s", f, f)}
+		}
+	}
+	return nil
+}
+
+// TriggersConfig tunes Triggers.
+type TriggersConfig struct {
+	// BatchSize is how many lines are checked, resolved and appended together (default 1,000).
+	BatchSize int
+	// MaxReportItems caps the accepted and duplicate lines listed in a report (default 1,000;
+	// rejections are always all listed).
+	MaxReportItems int
+}
+
+func (c TriggersConfig) withDefaults() TriggersConfig {
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.MaxReportItems == 0 {
+		c.MaxReportItems = 1000
+	}
+	return c
+}
+
+// Validate lists every problem; zero values stand for their defaults.
+func (c TriggersConfig) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.BatchSize < 1 || c.BatchSize > 10_000 {
+		errs = append(errs, fmt.Errorf("ingest: trigger BatchSize must be 1..10000, got %d", c.BatchSize))
+	}
+	if c.MaxReportItems < 0 {
+		errs = append(errs, errors.New("ingest: MaxReportItems must be ≥ 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Triggers accepts trigger events: each line is validated on its own, deduplicated by its
+// event_id (across files: the trigger's stream exists), its audience resolved with the segment
+// compiler — subscribed to the topic AND opted in AND the rule — and recorded as
+// trigger.accepted with the recipient count.
+type Triggers struct {
+	cfg      TriggersConfig
+	store    *store.Store
+	registry *events.Registry
+	now      func() time.Time
+}
+
+// NewTriggers checks cfg and wires Triggers.
+func NewTriggers(s *store.Store, registry *events.Registry, cfg TriggersConfig) (*Triggers, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Triggers{cfg: cfg.withDefaults(), store: s, registry: registry, now: time.Now}, nil
+}
+
+// TriggerAccepted is one accepted line in a report.
+type TriggerAccepted struct {
+	Line       int    `json:"line"`
+	EventID    string `json:"event_id"`
+	Recipients int64  `json:"recipients"`
+}
+
+// TriggerReport says what happened to every line.
+type TriggerReport struct {
+	Lines      int               `json:"lines"`
+	Accepted   int               `json:"accepted"`
+	Duplicates int               `json:"duplicates"`
+	Rejected   int               `json:"rejected"`
+	Recipients int64             `json:"recipients"`
+	Rejections []TriggerIssue    `json:"rejections"`
+	Duplicated []TriggerIssue    `json:"duplicated"`
+	Items      []TriggerAccepted `json:"accepted_lines"`
+	Checkpoint store.Checkpoint  `json:"-"`
+}
+
+type pendingTrigger struct {
+	line int
+	t    TriggerLine
+	id   uuid.UUID
+}
+
+// Process reads NDJSON trigger lines from r. The error is only for the environment; every
+// line's outcome is in the report.
+func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata) (TriggerReport, error) {
+	rep := TriggerReport{Rejections: []TriggerIssue{}, Duplicated: []TriggerIssue{}, Items: []TriggerAccepted{}}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	seen := map[uuid.UUID]int{} // event id → first line, within this file
+	var batch []pendingTrigger
+	lineNo := 0
+	cache := &catalogCache{templates: map[string]bool{}, segments: map[string]*segment.Rule{}, raw: map[string]json.RawMessage{}}
+	for {
+		line, err := readLine(br, &buf)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rep, err
+		}
+		lineNo++
+		if line != nil && len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		rep.Lines++
+		if line == nil {
+			tr.reject(&rep, TriggerIssue{Line: lineNo, Code: TriggerMalformed, Detail: "the line is longer than 64 KiB"})
+			continue
+		}
+		t, issue := ParseTriggerLine(line)
+		if issue != nil {
+			issue.Line = lineNo
+			tr.reject(&rep, *issue)
+			continue
+		}
+		id := events.DeterministicID(events.TypeTriggerAccepted, t.EventID)
+		if first, dup := seen[id]; dup {
+			rep.Duplicates++
+			rep.Duplicated = appendItem(rep.Duplicated, TriggerIssue{Line: lineNo, EventID: t.EventID, Code: TriggerDuplicate,
+				Detail: fmt.Sprintf("line %d has the same event_id", first)}, tr.cfg.MaxReportItems)
+			continue
+		}
+		seen[id] = lineNo
+		batch = append(batch, pendingTrigger{line: lineNo, t: t, id: id})
+		if len(batch) >= tr.cfg.BatchSize {
+			if err := tr.flush(ctx, batch, cache, &rep, md); err != nil {
+				return rep, err
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := tr.flush(ctx, batch, cache, &rep, md); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func appendItem[T any](list []T, item T, limit int) []T {
+	if len(list) < limit {
+		list = append(list, item)
+	}
+	return list
+}
+
+func (tr *Triggers) reject(rep *TriggerReport, issue TriggerIssue) {
+	rep.Rejected++
+	rep.Rejections = append(rep.Rejections, issue)
+}
+
+// catalogCache remembers which templates and segments exist during one Process.
+type catalogCache struct {
+	templates map[string]bool
+	segments  map[string]*segment.Rule // nil: no such segment
+	raw       map[string]json.RawMessage
+}
+
+func (c *catalogCache) template(ctx context.Context, q store.Querier, id string) (bool, error) {
+	if ok, seen := c.templates[id]; seen {
+		return ok, nil
+	}
+	var n int
+	if err := q.QueryRow(ctx, `SELECT count(*) FROM templates WHERE id = $1`, id).Scan(&n); err != nil {
+		return false, fmt.Errorf("read template %s: %w", id, err)
+	}
+	c.templates[id] = n > 0
+	return n > 0, nil
+}
+
+func (c *catalogCache) segment(ctx context.Context, q store.Querier, id string) (*segment.Rule, json.RawMessage, error) {
+	if r, seen := c.segments[id]; seen {
+		return r, c.raw[id], nil
+	}
+	var raw []byte
+	err := q.QueryRow(ctx, `SELECT rule FROM segments WHERE id = $1`, id).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		c.segments[id] = nil
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read segment %s: %w", id, err)
+	}
+	rule, err := segment.Parse(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("segment %s: %w", id, err)
+	}
+	c.segments[id], c.raw[id] = &rule, raw
+	return &rule, raw, nil
+}
+
+// sqlAudience counts a trigger's recipients: subscribed to $1, opted in, and the rule.
+const sqlAudience = `SELECT count(*) FROM users u WHERE u.consent = 'OPT_IN'
+AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.topic = $1 AND s.subscribed) AND `
+
+// flush checks the catalog and the log for a batch, resolves each audience, and appends.
+func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *catalogCache, rep *TriggerReport, md events.Metadata) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	pool := tr.store.Pool()
+	ids := make([]uuid.UUID, len(batch))
+	for i, p := range batch {
+		ids[i] = p.id
+	}
+	rows, err := pool.Query(ctx, `SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return fmt.Errorf("triggers: look up event ids: %w", err)
+	}
+	stored, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fmt.Errorf("triggers: look up event ids: %w", err)
+	}
+	already := map[uuid.UUID]bool{}
+	for _, id := range stored {
+		already[id] = true
+	}
+	now := tr.now().UTC()
+	type resolved struct {
+		p    pendingTrigger
+		rule *segment.Rule
+		seg  json.RawMessage
+	}
+	var todo []resolved
+	for _, p := range batch {
+		if already[p.id] {
+			rep.Duplicates++
+			rep.Duplicated = appendItem(rep.Duplicated, TriggerIssue{Line: p.line, EventID: p.t.EventID, Code: TriggerDuplicate,
+				Detail: "this event_id was accepted before"}, tr.cfg.MaxReportItems)
+			continue
+		}
+		ok, err := cache.template(ctx, pool, p.t.TemplateID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			tr.reject(rep, TriggerIssue{Line: p.line, EventID: p.t.EventID, Code: TriggerUnknownTemplate, Field: "template_id", Detail: "no template has this id"})
+			continue
+		}
+		res := resolved{p: p, seg: p.t.Segment}
+		switch {
+		case p.t.SegmentID != "":
+			rule, _, err := cache.segment(ctx, pool, p.t.SegmentID)
+			if err != nil {
+				return err
+			}
+			if rule == nil {
+				tr.reject(rep, TriggerIssue{Line: p.line, EventID: p.t.EventID, Code: TriggerUnknownSegment, Field: "segment_id", Detail: "no segment has this id"})
+				continue
+			}
+			if issue := checkEventFields(*rule, p.t.Payload); issue != nil {
+				issue.Line, issue.EventID = p.line, p.t.EventID
+				tr.reject(rep, *issue)
+				continue
+			}
+			res.rule = rule
+		case p.t.Segment != nil:
+			rule := p.t.rule
+			res.rule = &rule
+		}
+		todo = append(todo, res)
+	}
+	// One pipelined round trip for the audiences of the batch.
+	b := &pgx.Batch{}
+	var counted []resolved
+	for _, res := range todo {
+		where, args := "true", []any{res.p.t.Topic}
+		if res.rule != nil {
+			w, a, err := segment.Compile(*res.rule, segment.Params{Event: res.p.t.Payload, Now: now, ArgOffset: 1})
+			if err != nil {
+				field := "segment"
+				if res.p.t.SegmentID != "" {
+					field = "segment_id"
+				}
+				_, issue := ruleIssue(field, err)
+				issue.Line, issue.EventID = res.p.line, res.p.t.EventID
+				tr.reject(rep, *issue)
+				continue
+			}
+			where, args = w, append(args, a...)
+		}
+		b.Queue(sqlAudience+"("+where+")", args...)
+		counted = append(counted, res)
+	}
+	counts := make([]int64, len(counted))
+	if b.Len() > 0 {
+		br := pool.SendBatch(ctx, b)
+		for i := range counted {
+			if err := br.QueryRow().Scan(&counts[i]); err != nil {
+				_ = br.Close()
+				return fmt.Errorf("triggers: resolve line %d: %w", counted[i].p.line, err)
+			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("triggers: resolve: %w", err)
+		}
+	}
+	recs := make([]events.Record, 0, len(counted))
+	for i, res := range counted {
+		t := res.p.t
+		e := events.TriggerAccepted{EventID: t.EventID, Type: t.Type, OccurredAt: t.OccurredAt, Payload: t.Payload,
+			Segment: res.seg, SegmentID: t.SegmentID, TemplateID: t.TemplateID, Topic: t.Topic, Recipients: counts[i],
+			ResolvedAt: now, Source: md.Source}
+		rec, err := events.NewRecord(res.p.id, events.TriggerStream(t.EventID), e, md)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, rec)
+	}
+	if len(recs) > 0 {
+		res, err := tr.store.AppendBulk(ctx, recs)
+		if err != nil {
+			return fmt.Errorf("triggers: append: %w", err)
+		}
+		if rep.Checkpoint.Less(res.Checkpoint) {
+			rep.Checkpoint = res.Checkpoint
+		}
+	}
+	for i, res := range counted {
+		rep.Accepted++
+		rep.Recipients += counts[i]
+		rep.Items = appendItem(rep.Items, TriggerAccepted{Line: res.p.line, EventID: res.p.t.EventID, Recipients: counts[i]}, tr.cfg.MaxReportItems)
+	}
+	return nil
+}
