@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"herald/commands/saga"
 	"herald/handlers/api"
 )
 
@@ -28,6 +30,8 @@ type Config struct {
 	TwilioToken   string
 	TwilioFrom    string
 	TwilioAPIURL  string
+	TwilioMPS     int
+	FrequencyCap  saga.FrequencyCap
 	LogLevel      string
 	LogFormat     string
 	ReadyMaxLag   time.Duration
@@ -39,6 +43,7 @@ const (
 	defaultRedisURL    = "redis://127.0.0.1:6379/0"
 	defaultAddr        = "127.0.0.1:8080"
 	defaultRedisPrefix = "herald:"
+	defaultTwilioMPS   = 80 // Twilio's default WhatsApp throughput per sender
 )
 
 // loadConfig reads the environment through getenv and validates it, listing every problem.
@@ -73,6 +78,23 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("HERALD_READY_MAX_LAG: %w", err))
 	}
 	c.ReadyMaxLag = lag
+	c.TwilioMPS = defaultTwilioMPS
+	if v := strings.TrimSpace(getenv("TWILIO_MPS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("TWILIO_MPS: %q is not a number of messages per second (0: no limit)", v))
+		}
+		c.TwilioMPS = n
+	}
+	if v := strings.TrimSpace(getenv("HERALD_FREQUENCY_CAP")); v != "" {
+		maxN, per, ok := strings.Cut(v, "/")
+		n, err1 := strconv.Atoi(maxN)
+		d, err2 := time.ParseDuration(per)
+		if !ok || err1 != nil || err2 != nil || n < 1 || d <= 0 {
+			errs = append(errs, fmt.Errorf("HERALD_FREQUENCY_CAP: %q must be like 3/24h (at most 3 messages per user in 24 hours)", v))
+		}
+		c.FrequencyCap = saga.FrequencyCap{Max: n, Per: d}
+	}
 	keys, err := api.ParseKeys(getenv("HERALD_API_KEYS"))
 	if err != nil {
 		errs = append(errs, err)

@@ -30,9 +30,10 @@ const (
 	roleAPI         = "api"
 	roleRelay       = "relay"
 	roleProjections = "projections"
+	roleSaga        = "saga"
 )
 
-var allRoles = []string{roleAPI, roleRelay, roleProjections}
+var allRoles = []string{roleAPI, roleRelay, roleProjections, roleSaga}
 
 func parseRoles(s string) (map[string]bool, error) {
 	roles := map[string]bool{}
@@ -96,10 +97,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	tcfg := transport.Config{Prefix: cfg.RedisPrefix}.WithDefaults()
 	registry := events.DefaultRegistry()
 
-	type component struct {
-		name string
-		run  func(context.Context) error
-	}
 	var components []component
 	health := web.Health{
 		Postgres: pool.Ping,
@@ -133,6 +130,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			return err
 		}
 		components = append(components, component{"eraser", eraser.Run})
+	}
+	if roles[roleSaga] {
+		c, closeSaga, err := newSaga(cfg, pool, rdb, registry, log)
+		if err != nil {
+			return err
+		}
+		defer closeSaga()
+		if c.run != nil {
+			components = append(components, c)
+		}
 	}
 	// Every role serves /healthz, /readyz and /metrics; the api role adds the webhooks (and,
 	// in later issues, /v1 and the UI).
@@ -188,6 +195,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	wg.Wait()
 	log.Info().Msg("herald stopped")
 	return firstErr
+}
+
+// component is one long-running part of the process.
+type component struct {
+	name string
+	run  func(context.Context) error
 }
 
 func keys(m map[string]bool) []string {

@@ -1,0 +1,397 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"herald/commands"
+	"herald/commands/template"
+	"herald/events"
+	"herald/events/store"
+	"herald/handlers/twilio/sender"
+)
+
+// sqlClaim leases due messages to this process: due now, not leased by a live lease, and not
+// of a paused campaign (pausing takes effect at the next claim, within Poll).
+const sqlClaim = `WITH due AS (
+    SELECT m.id FROM messages m
+    LEFT JOIN campaigns c ON c.id = m.campaign_id AND m.campaign_id <> ''
+    WHERE m.due_at <= $1 AND (c.status IS NULL OR c.status <> 'paused')
+      AND NOT EXISTS (SELECT 1 FROM send_leases l WHERE l.message_id = m.id AND l.lease_until > $1)
+    ORDER BY m.due_at
+    LIMIT $2
+    FOR UPDATE OF m SKIP LOCKED)
+INSERT INTO send_leases (message_id, owner, lease_until)
+SELECT id, $3, $1::timestamptz + $4::interval FROM due
+ON CONFLICT (message_id) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+    WHERE send_leases.lease_until <= $1
+RETURNING message_id`
+
+// SendDue claims due messages, decides each, sends what is to be sent and records every
+// outcome. It reports whether it found a full claim (more may be due).
+func (s *Saga) SendDue(ctx context.Context) (bool, error) {
+	now := s.now()
+	rows, err := s.pool.Query(ctx, sqlClaim, now, s.cfg.Claim, s.cfg.Owner, s.cfg.Lease)
+	if err != nil {
+		return false, fmt.Errorf("claim due messages: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return false, fmt.Errorf("claim due messages: %w", err)
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	defer func() {
+		// Release the leases (the read model's due_at now says when each is due again).
+		_, _ = s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM send_leases WHERE message_id = ANY($1) AND owner = $2`, ids, s.cfg.Owner)
+	}()
+	b, err := s.load(ctx, ids)
+	if err != nil {
+		return false, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Workers)
+	for _, m := range b.messages {
+		g.Go(func() error {
+			if err := s.process(gctx, b, m); err != nil {
+				s.log.Error().Err(err).Str("message_id", m.id.String()).Msg("message step failed; it is due again after its lease")
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return len(ids) == s.cfg.Claim, nil
+}
+
+// batch is everything a claim's decisions read, loaded in a few round trips.
+type batch struct {
+	messages   []*message
+	campaigns  map[string]*campaign
+	templates  map[string]*template.Compiled
+	recipients map[string]recipient
+	callbacks  map[uuid.UUID]string // SID of a status callback that named the message
+}
+
+func (s *Saga) load(ctx context.Context, ids []uuid.UUID) (*batch, error) {
+	streams := make([]string, len(ids))
+	for i, id := range ids {
+		streams[i] = events.MessageStream(id.String())
+	}
+	byStream, err := store.ReadStreams(ctx, s.pool, streams, nil)
+	if err != nil {
+		return nil, err
+	}
+	b := &batch{campaigns: map[string]*campaign{}, templates: map[string]*template.Compiled{}, recipients: map[string]recipient{},
+		callbacks: map[uuid.UUID]string{}}
+	var phones []string
+	seen := map[string]bool{}
+	for i, id := range ids {
+		m, err := foldMessage(s.registry, id, byStream[streams[i]])
+		if err != nil {
+			s.log.Error().Err(err).Msg("unreadable message stream")
+			continue
+		}
+		b.messages = append(b.messages, m)
+		if !seen[m.queued.Phone] {
+			seen[m.queued.Phone] = true
+			phones = append(phones, m.queued.Phone)
+		}
+		if id := m.queued.CampaignID; id != "" && b.campaigns[id] == nil {
+			c, err := s.campaign(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			b.campaigns[id] = c
+		}
+		tplID := m.queued.TemplateID
+		if tplID == "" && m.queued.CampaignID != "" && b.campaigns[m.queued.CampaignID] != nil {
+			tplID = b.campaigns[m.queued.CampaignID].templateID
+		}
+		if _, ok := b.templates[tplID]; tplID != "" && !ok {
+			if b.templates[tplID], err = s.template(ctx, tplID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	states, err := commands.LoadUserStates(ctx, s.pool, s.registry, phones)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range phones {
+		b.recipients[p] = recipient{state: states[p]}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT phone, country, locale, timezone, attributes, last_inbound_at FROM users WHERE phone = ANY($1)`, phones)
+	if err != nil {
+		return nil, fmt.Errorf("load recipients: %w", err)
+	}
+	for rows.Next() {
+		var (
+			p string
+			r recipient
+		)
+		if err := rows.Scan(&p, &r.country, &r.locale, &r.timezone, &r.attributes, &r.lastInboundAt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load recipients: %w", err)
+		}
+		r.state, r.found = b.recipients[p].state, true
+		b.recipients[p] = r
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load recipients: %w", err)
+	}
+	// Status callbacks that name an attempted message settle its outcome without asking Twilio.
+	var pending []string
+	for _, m := range b.messages {
+		if m.state == stateAttempted || m.state == stateUnknown {
+			pending = append(pending, m.id.String())
+		}
+	}
+	if len(pending) > 0 {
+		rows, err := s.pool.Query(ctx, `SELECT message_id, message_sid FROM message_provider_status WHERE message_id = ANY($1)`, pending)
+		if err != nil {
+			return nil, fmt.Errorf("load callbacks: %w", err)
+		}
+		for rows.Next() {
+			var id, sid string
+			if err := rows.Scan(&id, &sid); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if u, err := uuid.Parse(id); err == nil {
+				b.callbacks[u] = sid
+			}
+		}
+		rows.Close()
+	}
+	return b, nil
+}
+
+func (s *Saga) campaign(ctx context.Context, id string) (*campaign, error) {
+	c := &campaign{id: id}
+	var (
+		rate  events.RateLimit
+		quiet *events.QuietHours
+		retry events.RetryPolicy
+	)
+	err := s.pool.QueryRow(ctx, `SELECT status, topic, template_id, rate_limit, quiet_hours, retry FROM campaigns WHERE id = $1`, id).
+		Scan(&c.status, &c.topic, &c.templateID, &rate, &quiet, &retry)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &campaign{id: id, status: events.CampaignCancelled}, nil // deleted: nothing more is sent for it
+	}
+	if err != nil {
+		return nil, fmt.Errorf("campaign %s: %w", id, err)
+	}
+	c.rate, c.retry = rate, retry
+	if quiet != nil {
+		q, probs := commands.ParseQuietHours(*quiet)
+		if len(probs) == 0 {
+			c.quiet = &q
+		}
+	}
+	return c, nil
+}
+
+// process takes one due message one step further.
+func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
+	now := s.now()
+	if m.terminal() {
+		return nil
+	}
+	if m.due.After(now) && m.state != stateAttempted {
+		return nil // the read model had not applied the newer due time yet
+	}
+	switch m.state {
+	case stateAttempted:
+		if now.Sub(m.last.At) < staleAttempt {
+			return nil // another worker is on it
+		}
+		if sid, ok := b.callbacks[m.id]; ok {
+			_, err := s.appendTo(ctx, m, events.MessageAccepted{Attempt: m.attempts, SID: sid, Via: events.AcceptedByCallback})
+			return err
+		}
+		// Its worker died between recording the attempt and recording the result.
+		return s.reconcile(ctx, b, m, "the worker stopped before recording the result")
+	case stateUnknown:
+		if sid, ok := b.callbacks[m.id]; ok {
+			_, err := s.appendTo(ctx, m, events.MessageAccepted{Attempt: m.attempts, SID: sid, Via: events.AcceptedByCallback})
+			return err
+		}
+		return s.reconcile(ctx, b, m, "")
+	}
+
+	var c *campaign
+	if m.queued.CampaignID != "" {
+		c = b.campaigns[m.queued.CampaignID]
+	}
+	tplID := m.queued.TemplateID
+	if tplID == "" && c != nil {
+		tplID = c.templateID
+	}
+	var tpl *template.Compiled
+	if tplID != "" {
+		tpl = b.templates[tplID]
+		if tpl == nil {
+			_, err := s.appendTo(ctx, m, events.MessageSkipped{Reason: events.ReasonTemplateMissing, Detail: "template " + tplID + " does not exist"})
+			return err
+		}
+	}
+	capReached, err := s.frequencyCap(ctx, m.queued.Phone, now)
+	if err != nil {
+		return err
+	}
+	d := decide(m, c, tpl, b.recipients[m.queued.Phone], s.twilio.From(), now, capReached)
+	if d.event != nil {
+		_, err := s.appendTo(ctx, m, d.event)
+		return err
+	}
+	var rate events.RateLimit
+	if c != nil {
+		rate = c.rate
+	}
+	if err := s.limits.wait(ctx, s.twilio.From(), m.queued.CampaignID, rate); err != nil {
+		return err
+	}
+	if c != nil {
+		// Pause and cancel take effect within a second, also for a claim being worked on.
+		if status, err := s.campaignStatus(ctx, c.id); err != nil {
+			return err
+		} else if status == events.CampaignPaused {
+			return nil // due again when resumed
+		} else if status == events.CampaignCancelled {
+			_, err := s.appendTo(ctx, m, events.MessageCancelled{Reason: "campaign cancelled"})
+			return err
+		}
+	}
+	plan := d.send.attempt
+	plan.At = s.now()
+	// The attempt is on record before Twilio hears of it: a crash from here on is reconciled.
+	if ok, err := s.appendTo(ctx, m, plan); err != nil || !ok {
+		return err
+	}
+	m.attempts, m.last = plan.Attempt, &plan
+	accepted, err := s.twilio.Send(ctx, sender.Message{MessageID: m.id, Attempt: plan.Attempt, To: m.queued.Phone,
+		Body: bodyUnlessContent(plan), ContentSID: plan.ContentSID, ContentVariables: plan.ContentVariables})
+	return s.recordResult(ctx, m, c, accepted, err)
+}
+
+func bodyUnlessContent(p events.MessageSendAttempted) string {
+	if p.ContentSID != "" {
+		return ""
+	}
+	return p.Body
+}
+
+// staleAttempt is how long an attempt without a result is left to its worker.
+const staleAttempt = 90 * time.Second
+
+func (s *Saga) recordResult(ctx context.Context, m *message, c *campaign, accepted sender.Accepted, err error) error {
+	if err == nil {
+		_, err := s.appendTo(ctx, m, events.MessageAccepted{Attempt: m.attempts, SID: accepted.SID, Status: accepted.Status, Via: events.AcceptedByResponse})
+		return err
+	}
+	var se *sender.SendError
+	if !errors.As(err, &se) {
+		se = &sender.SendError{Kind: sender.KindAmbiguous, Message: err.Error(), Err: err}
+	}
+	policy := events.RetryPolicy{MaxAttempts: 5}
+	if c != nil {
+		policy = c.retry
+	}
+	now := s.now()
+	switch {
+	case se.Kind == sender.KindRateLimited:
+		s.limits.slowDown(ctx, s.twilio.From(), max(se.RetryAfter, time.Second))
+		fallthrough
+	case se.Retryable():
+		if m.attempts >= max(policy.MaxAttempts, 1) {
+			_, err := s.appendTo(ctx, m, events.MessageFailed{Attempt: m.attempts, Code: se.Code, Reason: events.ReasonAttemptsExhausted + ": " + se.Message})
+			return err
+		}
+		_, err := s.appendTo(ctx, m, events.MessageRetryScheduled{Attempt: m.attempts, Code: se.Code, Reason: se.Message,
+			At: now.Add(backoff(policy, m.attempts, se.RetryAfter))})
+		return err
+	case se.Ambiguous():
+		_, err := s.appendTo(ctx, m, events.MessageOutcomeUnknown{Attempt: m.attempts, Reason: se.Message, CheckAt: now.Add(s.cfg.ReconcileAfter)})
+		return err
+	default:
+		reason := se.Message
+		if info := se.Info(); info.Meaning != "" {
+			reason = info.Meaning
+		}
+		_, err := s.appendTo(ctx, m, events.MessageFailed{Attempt: m.attempts, Code: se.Code, Reason: reason})
+		return err
+	}
+}
+
+// reconcile settles an attempt whose outcome is unknown by asking Twilio for the messages it
+// has for the number since the attempt: found, it was accepted; not found, it was not sent,
+// and the next attempt may go (a retry, never a blind resend).
+func (s *Saga) reconcile(ctx context.Context, b *batch, m *message, why string) error {
+	if why != "" {
+		if ok, err := s.appendTo(ctx, m, events.MessageOutcomeUnknown{Attempt: m.attempts, Reason: why, CheckAt: s.now()}); err != nil || !ok {
+			return err
+		}
+	}
+	found, err := s.twilio.List(ctx, sender.ListFilter{To: "whatsapp:" + m.queued.Phone, DateSent: m.last.At.UTC().Truncate(24 * time.Hour), Limit: 100})
+	if err != nil {
+		return fmt.Errorf("reconcile %s: %w", m.id, err)
+	}
+	for _, info := range found {
+		if info.DateCreated.Before(m.last.At.Add(-time.Minute)) {
+			continue
+		}
+		// A free-text attempt is recognised by its text; a template by being the one created then.
+		if info.Body == m.last.Body || m.last.ContentSID != "" {
+			_, err := s.appendTo(ctx, m, events.MessageAccepted{Attempt: m.attempts, SID: info.SID, Status: info.Status, Via: events.AcceptedByReconciliation})
+			return err
+		}
+	}
+	var c *campaign
+	if m.queued.CampaignID != "" {
+		c = b.campaigns[m.queued.CampaignID]
+	}
+	policy := events.RetryPolicy{MaxAttempts: 5}
+	if c != nil {
+		policy = c.retry
+	}
+	if m.attempts >= max(policy.MaxAttempts, 1) {
+		_, err := s.appendTo(ctx, m, events.MessageFailed{Attempt: m.attempts, Reason: events.ReasonAttemptsExhausted + ": not found at Twilio"})
+		return err
+	}
+	_, err = s.appendTo(ctx, m, events.MessageRetryScheduled{Attempt: m.attempts, Reason: "not found at Twilio after an unknown outcome", At: s.now()})
+	return err
+}
+
+func (s *Saga) campaignStatus(ctx context.Context, id string) (string, error) {
+	var status string
+	err := s.pool.QueryRow(ctx, `SELECT status FROM campaigns WHERE id = $1`, id).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return events.CampaignCancelled, nil
+	}
+	return status, err
+}
+
+// frequencyCap says why the user has had enough messages ("" when the cap is off or not reached).
+func (s *Saga) frequencyCap(ctx context.Context, phone string, now time.Time) (string, error) {
+	fc := s.cfg.FrequencyCap
+	if fc.Max <= 0 {
+		return "", nil
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM messages WHERE phone = $1 AND state = 'accepted' AND attempted_at > $2`,
+		phone, now.Add(-fc.Per)).Scan(&n); err != nil {
+		return "", fmt.Errorf("frequency cap: %w", err)
+	}
+	if n >= fc.Max {
+		return fmt.Sprintf("%d messages in the last %s (cap %d)", n, fc.Per, fc.Max), nil
+	}
+	return "", nil
+}
