@@ -64,3 +64,32 @@ func FuzzCSVRows(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTriggerLine: any line is either a trigger whose fields are all valid or an issue naming
+// a known code; never a panic.
+func FuzzTriggerLine(f *testing.F) {
+	f.Add([]byte(`{"event_id":"e1","type":"price_drop","occurred_at":"2026-11-27T10:00:00Z","payload":{"product_id":"sku-1"},"segment":{"attr":"watchlist","op":"contains","value":{"$event":"product_id"}},"template_id":"price-drop","topic":"deals"}`))
+	f.Add([]byte(`{"event_id":"e2","type":"x","occurred_at":"2026-11-27T10:00:00+05:00","segment_id":"vip","template_id":"t","topic":"news","payload":null}`))
+	f.Add([]byte(`{"event_id":"e3","type":"x","occurred_at":"2026-11-27T10:00:00Z","template_id":"t","topic":"deals","segment":{"and":[{"attr":"a","op":"in","value":[{"$event":"a"}]}]},"payload":{"a":1}}`))
+	f.Add([]byte(`{"event_id":1}`))
+	f.Add([]byte(`null`))
+	codes := map[string]bool{ingest.TriggerMalformed: true, ingest.TriggerMissingField: true, ingest.TriggerInvalidField: true}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		tl, issue := ingest.ParseTriggerLine(line)
+		if issue != nil {
+			if !codes[issue.Code] || issue.Detail == "" {
+				t.Fatalf("issue %+v", issue)
+			}
+			return
+		}
+		if tl.EventID == "" || tl.Type == "" || tl.TemplateID == "" || tl.Topic == "" || tl.OccurredAt.IsZero() || tl.Payload == nil {
+			t.Fatalf("accepted an incomplete trigger: %+v", tl)
+		}
+		if tl.Segment != nil && tl.SegmentID != "" {
+			t.Fatalf("both segment and segment_id")
+		}
+		if len(tl.EventID) > 200 || strings.ContainsAny(tl.EventID, " \t\n\r") {
+			t.Fatalf("event id %q", tl.EventID)
+		}
+	})
+}

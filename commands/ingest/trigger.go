@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -326,6 +327,9 @@ func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata
 	if err := tr.flush(ctx, batch, cache, &rep, md); err != nil {
 		return rep, err
 	}
+	byLine := func(a, b TriggerIssue) int { return a.Line - b.Line }
+	slices.SortStableFunc(rep.Rejections, byLine)
+	slices.SortStableFunc(rep.Duplicated, byLine)
 	return rep, nil
 }
 
