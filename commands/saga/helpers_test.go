@@ -29,7 +29,7 @@ import (
 // world is Herald's send path as a process runs it — store, relay, projections, the Twilio
 // webhooks on a real HTTP server, the saga — against the Twilio simulator over HTTP.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	db      *schematest.Schema
 	store   *store.Store
 	sim     *twiliosim.Server
@@ -39,7 +39,12 @@ type world struct {
 	ctx     context.Context
 }
 
-func newWorld(t *testing.T, simCfg twiliosim.Config, sagaCfg saga.Config) *world {
+func newWorld(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config) *world {
+	return newWorldWith(t, simCfg, sagaCfg, true)
+}
+
+// newWorldWith starts the saga's loops only when running; a benchmark drives it by hand.
+func newWorldWith(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config, running bool) *world {
 	t.Helper()
 	db := schematest.New(t)
 	rds := transporttest.New(t)
@@ -89,7 +94,12 @@ func newWorld(t *testing.T, simCfg twiliosim.Config, sagaCfg saga.Config) *world
 	done := make(chan struct{}, 3)
 	go func() { _ = rl.Run(ctx); done <- struct{}{} }()
 	go func() { _ = runner.Run(ctx); done <- struct{}{} }()
-	go func() { _ = sg.Run(ctx); done <- struct{}{} }()
+	go func() {
+		if running {
+			_ = sg.Run(ctx)
+		}
+		done <- struct{}{}
+	}()
 	t.Cleanup(func() {
 		cancel()
 		for range 3 {
@@ -178,4 +188,8 @@ func (w *world) createdFor(messageID string) int {
 		}
 	}
 	return n
+}
+
+func saveTZ(phone, tz string) commands.SaveUser {
+	return commands.SaveUser{Phone: phone, Timezone: &tz, Expected: store.AnyVersion, Source: "test"}
 }

@@ -3,6 +3,7 @@ package saga
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -15,6 +16,10 @@ import (
 // GCRA in Redis (go-redis/redis_rate). A burst of 1 spaces sends evenly: no 1-second window
 // holds more than the rate.
 type limiter struct {
+	mu          sync.Mutex
+	pausedUntil time.Time // the sender's pause as last read from Redis
+	pauseRead   time.Time
+
 	rdb       *redis.Client
 	rl        *redis_rate.Limiter
 	prefix    string
@@ -51,16 +56,31 @@ func (l *limiter) slowDown(ctx context.Context, from string, d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	until := time.Now().Add(d).UnixMilli()
-	_ = l.rdb.Set(ctx, l.prefix+"rate:pause:"+from, until, d).Err()
+	until := time.Now().Add(d)
+	l.mu.Lock()
+	l.pausedUntil, l.pauseRead = until, time.Now()
+	l.mu.Unlock()
+	_ = l.rdb.Set(ctx, l.prefix+"rate:pause:"+from, until.UnixMilli(), d).Err()
 }
 
+// pauseFresh is how old this process's view of a sender pause set by another may be.
+const pauseFresh = 100 * time.Millisecond
+
 func (l *limiter) pausedSender(ctx context.Context, from string) error {
-	until, err := l.rdb.Get(ctx, l.prefix+"rate:pause:"+from).Int64()
-	if err != nil {
-		return nil // no pause (redis.Nil), or Redis trouble the rate limit will report
+	l.mu.Lock()
+	until, readAt := l.pausedUntil, l.pauseRead
+	l.mu.Unlock()
+	if time.Since(readAt) > pauseFresh {
+		ms, err := l.rdb.Get(ctx, l.prefix+"rate:pause:"+from).Int64()
+		until = time.Time{}
+		if err == nil {
+			until = time.UnixMilli(ms)
+		} // else no pause (redis.Nil), or Redis trouble the rate limit will report
+		l.mu.Lock()
+		l.pausedUntil, l.pauseRead = until, time.Now()
+		l.mu.Unlock()
 	}
-	if d := time.Until(time.UnixMilli(until)); d > 0 {
+	if d := time.Until(until); d > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -40,6 +40,14 @@ type Saga struct {
 
 	tplMu     sync.Mutex
 	templates map[string]cachedTemplate
+
+	statusMu sync.Mutex
+	statuses map[string]cachedStatus
+}
+
+type cachedStatus struct {
+	status string
+	at     time.Time
 }
 
 type cachedTemplate struct {
@@ -57,7 +65,7 @@ func New(cfg Config, s *store.Store, registry *events.Registry, rdb *redis.Clien
 		cfg: cfg, pool: s.Pool(), store: s, registry: registry, twilio: twilio,
 		limits: newLimiter(rdb, cfg.RedisPrefix, cfg.SenderMPS),
 		log:    log.With().Str("component", "saga").Logger(), now: time.Now,
-		templates: map[string]cachedTemplate{},
+		templates: map[string]cachedTemplate{}, statuses: map[string]cachedStatus{},
 	}, nil
 }
 

@@ -23,7 +23,7 @@ func TestCampaignSendsToWhoMayReceiveItAndSaysWhyNotToTheOthers(t *testing.T) {
 	w.user("+51987650001", map[string]any{"first_name": "Ana"}, events.ConsentOptIn, recent, "deals")
 	w.user("+51987650002", map[string]any{"first_name": "Beto"}, events.ConsentOptOut, recent, "deals")      // sent STOP
 	w.user("+51987650003", map[string]any{"first_name": "Carla"}, events.ConsentOptIn, time.Time{}, "deals") // never wrote: no window
-	w.user("+51987650004", map[string]any{}, events.ConsentOptIn, recent, "deals")                          // no first_name
+	w.user("+51987650004", map[string]any{}, events.ConsentOptIn, recent, "deals")                           // no first_name
 	w.user("+51987650005", map[string]any{"first_name": "Eva"}, events.ConsentOptIn, recent)                 // not subscribed
 	cmp := w.campaign("Hola {first_name}, 20% hoy.", events.RateLimit{}, nil)
 

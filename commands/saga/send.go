@@ -370,13 +370,29 @@ func (s *Saga) reconcile(ctx context.Context, b *batch, m *message, why string) 
 	return err
 }
 
+// statusFresh is how old a campaign status read before a send may be: pause and cancel take
+// effect within a second.
+const statusFresh = 250 * time.Millisecond
+
 func (s *Saga) campaignStatus(ctx context.Context, id string) (string, error) {
+	s.statusMu.Lock()
+	c, ok := s.statuses[id]
+	s.statusMu.Unlock()
+	if ok && time.Since(c.at) < statusFresh {
+		return c.status, nil
+	}
 	var status string
 	err := s.pool.QueryRow(ctx, `SELECT status FROM campaigns WHERE id = $1`, id).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return events.CampaignCancelled, nil
+		status, err = events.CampaignCancelled, nil
 	}
-	return status, err
+	if err != nil {
+		return "", err
+	}
+	s.statusMu.Lock()
+	s.statuses[id] = cachedStatus{status: status, at: time.Now()}
+	s.statusMu.Unlock()
+	return status, nil
 }
 
 // frequencyCap says why the user has had enough messages ("" when the cap is off or not reached).
