@@ -124,4 +124,3 @@ func BenchmarkSendPipeline(b *testing.B) {
 }
 
 func ptr[T any](v T) *T { return &v }
-

@@ -164,47 +164,59 @@ func (s *Saga) Materialize(ctx context.Context, campaignID, runID string) (int, 
 			return 0, fmt.Errorf("materialize %s: segment %s: %w", campaignID, segmentID, err)
 		}
 	}
-	now := s.now().UTC()
 	where, args := "true", []any{topic}
 	if len(ruleJSON) > 0 && string(ruleJSON) != "null" {
 		rule, err := segment.Parse(json.RawMessage(ruleJSON))
 		if err != nil {
 			return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
 		}
-		where, args, err = segment.Compile(rule, segment.Params{Now: now, ArgOffset: 1})
+		where, args, err = segment.Compile(rule, segment.Params{Now: s.now(), ArgOffset: 1})
 		if err != nil {
 			return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
 		}
 		args = append([]any{topic}, args...)
 	}
+	n, err := s.queue(ctx, where, args, func(phone string) events.MessageQueued {
+		return events.MessageQueued{Kind: events.MessageKindCampaign, CampaignID: campaignID, RunID: runID, Phone: phone,
+			Topic: topic, TemplateID: templateID}
+	}, runKey(campaignID, runID))
+	if err != nil {
+		return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
+	}
+	return n, s.recordMaterialized(ctx, campaignID, runID, n)
+}
+
+// queue appends one message.queued per user subscribed to the topic ($1) and matching where,
+// in bulk chunks; message ids derive from run and phone.
+func (s *Saga) queue(ctx context.Context, where string, args []any, message func(phone string) events.MessageQueued, run string) (int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT u.phone FROM users u
 WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic = $1 AND s.subscribed AND s.phone = u.phone)
   AND (`+where+`) ORDER BY u.phone`, args...)
 	if err != nil {
-		return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
+		return 0, err
 	}
 	phones, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
+		return 0, err
 	}
+	now := s.now().UTC()
 	for from := 0; from < len(phones); from += materializeChunk {
 		chunk := phones[from:min(from+materializeChunk, len(phones))]
 		recs := make([]events.Record, len(chunk))
 		for i, p := range chunk {
-			id := MessageID(runKey(campaignID, runID), p)
-			stream := events.MessageStream(id)
-			recs[i], err = events.NewRecord(events.DeterministicID("message-queued", id), stream, events.MessageQueued{
-				MessageID: id, Kind: events.MessageKindCampaign, CampaignID: campaignID, RunID: runID, Phone: p, Topic: topic,
-				TemplateID: templateID, DueAt: now}, s.metadata())
+			id := MessageID(run, p)
+			q := message(p)
+			q.MessageID, q.DueAt = id, now
+			recs[i], err = events.NewRecord(events.DeterministicID("message-queued", id), events.MessageStream(id), q, s.metadata())
 			if err != nil {
 				return 0, err
 			}
 		}
 		if _, err := s.store.AppendBulk(ctx, recs); err != nil {
-			return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
+			return 0, err
 		}
 	}
-	return len(phones), s.recordMaterialized(ctx, campaignID, runID, len(phones))
+	return len(phones), nil
 }
 
 func runKey(campaignID, runID string) string { return campaignID + "/" + runID }

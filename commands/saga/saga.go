@@ -122,6 +122,15 @@ func (s *Saga) runLoop(ctx context.Context) error {
 		if err := s.CompleteFinished(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		for {
+			more, err := s.MaterializeTriggers(ctx)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if !more || err != nil {
+				break
+			}
+		}
 		return false, errors.Join(errs...)
 	})
 }

@@ -2,14 +2,17 @@ package saga_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"herald/commands/saga"
 	"herald/events"
+	"herald/events/store"
 	"herald/handlers/twilio/twiliosim"
 )
 
@@ -92,4 +95,37 @@ func TestFaultsNeverDoubleASend(t *testing.T) {
 	assert.Equal(t, 2, w.count(`SELECT count(*) FROM events WHERE type = 'message.outcome_unknown'`), "the 500 and the stall were ambiguous")
 	assert.Equal(t, 2, w.count(`SELECT count(*) FROM events WHERE type = 'message.retry_scheduled'`),
 		"the 429 was retried, and so was the 500 once listing showed nothing had been created")
+}
+
+// TestTriggerReachesItsAudienceWithItsPayload: an accepted price-drop trigger whose rule reads
+// its payload reaches the subscriber watching the product, rendered with the payload, and
+// nobody else; seen twice, it queues nothing new.
+func TestTriggerReachesItsAudienceWithItsPayload(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twiliosim.Config{CallbackLatency: -1}, saga.Config{})
+	recent := time.Now().Add(-time.Hour)
+	w.user("+51987661001", map[string]any{"watchlist": []any{"sku-1", "sku-9"}}, events.ConsentOptIn, recent, "price-drops")
+	w.user("+51987661002", map[string]any{"watchlist": []any{"sku-2"}}, events.ConsentOptIn, recent, "price-drops")
+	tpl := uuid.NewString()
+	_, err := w.catalog.SaveTemplate(w.ctx, events.TemplateSaved{ID: tpl, Name: "drop", Channel: "whatsapp", DefaultLocale: "es",
+		Variants: map[string]events.TemplateVariant{"es": {Body: "Bajó {event.product}: S/ {event.price}"}}}, true, store.AnyVersion, events.Metadata{})
+	require.NoError(t, err)
+	w.eventually(10*time.Second, func() bool { return w.count(`SELECT count(*) FROM templates WHERE id = $1`, tpl) == 1 }, "template")
+	trigger := events.TriggerAccepted{EventID: "evt-1", Type: "price_drop", OccurredAt: time.Now(), Topic: "price-drops", TemplateID: tpl,
+		Payload: map[string]any{"product_id": "sku-1", "product": "Zapatillas", "price": 199.9},
+		Segment: json.RawMessage(`{"attr":"watchlist","op":"contains","value":{"$event":"product_id"}}`)}
+	for range 2 {
+		rec, err := events.NewRecord(events.DeterministicID("test-trigger", "evt-1"), events.TriggerStream("evt-1"), trigger, events.Metadata{})
+		require.NoError(t, err)
+		_, err = w.store.Append(w.ctx, events.TriggerStream("evt-1"), store.AnyVersion, rec)
+		require.NoError(t, err)
+	}
+	w.eventually(20*time.Second, func() bool {
+		return w.count(`SELECT count(*) FROM messages WHERE trigger_id = 'evt-1' AND state = 'accepted'`) == 1
+	}, "the watcher's message accepted")
+	creates := w.sim.Creates("")
+	require.Len(t, creates, 1)
+	assert.Equal(t, "whatsapp:+51987661001", creates[0].Form.Get("To"))
+	assert.Equal(t, "Bajó Zapatillas: S/ 199.9", creates[0].Form.Get("Body"))
+	assert.Equal(t, 1, w.count(`SELECT count(*) FROM messages WHERE trigger_id = 'evt-1'`))
 }
