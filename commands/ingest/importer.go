@@ -198,8 +198,8 @@ func (im *Importer) Run(ctx context.Context, spec Spec, r io.Reader, progress Pr
 		Rejections: []events.ImportIssue{}, Warnings: []events.ImportIssue{}, Merges: []events.ImportIssue{}}
 	rep.Totals = emptyCounts()
 	rows, format, openErr := NewRowReader(r, spec.Format)
-	if format == "" {
-		format = spec.Format
+	if spec.Format != "" || format == "" {
+		format = spec.Format // what Start recorded when the API started the import
 	}
 	rep.Format = format
 	if _, err := im.Start(ctx, spec, format); err != nil {

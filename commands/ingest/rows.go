@@ -80,7 +80,12 @@ func NewRowReader(r io.Reader, format string) (RowReader, string, error) {
 
 func sniffFormat(br *bufio.Reader) string {
 	peek, _ := br.Peek(4096)
-	trimmed := bytes.TrimLeftFunc(peek, unicode.IsSpace)
+	return SniffFormat(peek)
+}
+
+// SniffFormat tells the format of a file from its first bytes: [ is JSON, { is NDJSON, else CSV.
+func SniffFormat(head []byte) string {
+	trimmed := bytes.TrimLeftFunc(bytes.TrimPrefix(head, []byte{0xEF, 0xBB, 0xBF}), unicode.IsSpace)
 	switch {
 	case len(trimmed) > 0 && trimmed[0] == '[':
 		return FormatJSON

@@ -284,7 +284,7 @@ func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata
 	seen := map[uuid.UUID]int{} // event id → first line, within this file
 	var batch []pendingTrigger
 	lineNo := 0
-	cache := &catalogCache{templates: map[string]bool{}, segments: map[string]*segment.Rule{}, raw: map[string]json.RawMessage{}}
+	cache := &catalogCache{templates: map[string]bool{}, segments: map[string]*segment.Rule{}, raw: map[string]json.RawMessage{}, audiences: map[string]int64{}}
 	for {
 		line, err := readLine(br, &buf)
 		if errors.Is(err, io.EOF) {
@@ -350,7 +350,11 @@ type catalogCache struct {
 	templates map[string]bool
 	segments  map[string]*segment.Rule // nil: no such segment
 	raw       map[string]json.RawMessage
+	audiences map[string]int64 // audience query → count
 }
+
+// maxCachedAudiences bounds the audience counts remembered within one file.
+const maxCachedAudiences = 100_000
 
 func (c *catalogCache) template(ctx context.Context, q store.Querier, id string) (bool, error) {
 	if ok, seen := c.templates[id]; seen {
@@ -412,6 +416,7 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 		already[id] = true
 	}
 	now := tr.now().UTC()
+	pending := map[string]int64{} // counts of this batch not kept in the cache
 	type resolved struct {
 		p    pendingTrigger
 		rule *segment.Rule
@@ -456,9 +461,13 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 		}
 		todo = append(todo, res)
 	}
-	// One pipelined round trip for the audiences of the batch.
+	// One pipelined round trip for the audiences of the batch. Lines whose audience query is the
+	// same (the same topic, rule and payload values: a feed repeats its products) share one
+	// count within a file, resolved at the same instant.
 	b := &pgx.Batch{}
 	var counted []resolved
+	keys := make([]string, 0, len(todo))
+	queued := map[string]bool{}
 	for _, res := range todo {
 		where, args := "true", []any{res.p.t.Topic}
 		if res.rule != nil {
@@ -475,21 +484,42 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 			}
 			where, args = w, append(args, a...)
 		}
-		b.Queue(sqlAudience+"("+where+")", args...)
+		key, err := json.Marshal(args)
+		if err != nil {
+			return fmt.Errorf("triggers: line %d: %w", res.p.line, err)
+		}
+		k := where + "\x00" + string(key)
 		counted = append(counted, res)
+		keys = append(keys, k)
+		if _, known := cache.audiences[k]; known || queued[k] {
+			continue
+		}
+		queued[k] = true
+		kk := k
+		b.Queue(sqlAudience+"("+where+")", args...).QueryRow(func(row pgx.Row) error {
+			var n int64
+			if err := row.Scan(&n); err != nil {
+				return err
+			}
+			if len(cache.audiences) < maxCachedAudiences {
+				cache.audiences[kk] = n
+			}
+			pending[kk] = n
+			return nil
+		})
+	}
+	if b.Len() > 0 {
+		if err := pool.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("triggers: resolve audiences: %w", err)
+		}
 	}
 	counts := make([]int64, len(counted))
-	if b.Len() > 0 {
-		br := pool.SendBatch(ctx, b)
-		for i := range counted {
-			if err := br.QueryRow().Scan(&counts[i]); err != nil {
-				_ = br.Close()
-				return fmt.Errorf("triggers: resolve line %d: %w", counted[i].p.line, err)
-			}
+	for i, k := range keys {
+		n, ok := cache.audiences[k]
+		if !ok {
+			n = pending[k]
 		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("triggers: resolve: %w", err)
-		}
+		counts[i] = n
 	}
 	recs := make([]events.Record, 0, len(counted))
 	for i, res := range counted {

@@ -170,6 +170,11 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/v1/campaigns/{id}/cancel", RoleAdmin, a.campaignAction(actionCancel), true},
 
 		{http.MethodGet, "/v1/events", RoleAdmin, a.listEvents, false},
+
+		{http.MethodPost, "/v1/imports", RoleAdmin, a.createImport, false},
+		{http.MethodGet, "/v1/imports/{id}", RoleRead, a.getImport, false},
+		{http.MethodGet, "/v1/imports/{id}/rejections.csv", RoleRead, a.importRejections, false},
+		{http.MethodPost, "/v1/triggers", RoleAdmin, a.postTriggers, false},
 	}
 }
 
