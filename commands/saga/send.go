@@ -252,13 +252,6 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		_, err := s.appendTo(ctx, m, d.event)
 		return err
 	}
-	var rate events.RateLimit
-	if c != nil {
-		rate = c.rate
-	}
-	if err := s.limits.wait(ctx, s.twilio.From(), m.queued.CampaignID, rate); err != nil {
-		return err
-	}
 	if c != nil {
 		// Pause and cancel take effect within a second, also for a claim being worked on.
 		if status, err := s.campaignStatus(ctx, c.id); err != nil {
@@ -277,6 +270,16 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		return err
 	}
 	m.attempts, m.last = plan.Attempt, &plan
+	// The rate slot is taken last, so nothing but the HTTP call lies between the slot and
+	// Twilio receiving the message: the limits hold where Twilio measures them. An error here
+	// (the context ended) leaves the attempt to reconciliation, like a crash would.
+	var rate events.RateLimit
+	if c != nil {
+		rate = c.rate
+	}
+	if err := s.limits.wait(ctx, s.twilio.From(), m.queued.CampaignID, rate); err != nil {
+		return err
+	}
 	accepted, err := s.twilio.Send(ctx, sender.Message{MessageID: m.id, Attempt: plan.Attempt, To: m.queued.Phone,
 		Body: bodyUnlessContent(plan), ContentSID: plan.ContentSID, ContentVariables: plan.ContentVariables})
 	return s.recordResult(ctx, m, c, accepted, err)
