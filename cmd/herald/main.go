@@ -21,6 +21,7 @@ commands:
   serve    [--roles=api,relay,projections]   run the HTTP server and background workers
   migrate                                    create the database if missing and apply migrations
   rebuild  [projection|all]                  replay the event log into fresh read models and swap them in
+  import   users|triggers [flags] FILE        import users (CSV, JSON, NDJSON) or trigger events (NDJSON)
   version                                    print the version
 
 configuration comes from the environment (see README.md)`
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, getenv, stdout)
 	case "rebuild":
 		return rebuild(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return importCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", version)
 		return nil
