@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sort"
 	"testing"
 	"time"
 
@@ -124,3 +125,35 @@ func BenchmarkSendPipeline(b *testing.B) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// BenchmarkSenderLimit80: the per-sender limit at Twilio's default 80 messages/s, measured at
+// the simulator: the rate over the run and the most requests in any 1-second window.
+func BenchmarkSenderLimit80(b *testing.B) {
+	n := 400
+	if full() {
+		n = 2_400
+	}
+	w := newWorldWith(b, twiliosim.Config{CallbackLatency: -1, ReadRate: ptr(0.0)}, saga.Config{Workers: 64, SenderMPS: 80}, false)
+	loadUsers(b, w, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cmp := w.campaign("Hola {first_name}", events.RateLimit{}, nil)
+		_, err := w.saga.Materialize(context.Background(), cmp, "once")
+		require.NoError(b, err)
+		w.eventually(time.Minute, func() bool {
+			return w.count(`SELECT count(*) FROM messages WHERE campaign_id = $1 AND due_at IS NOT NULL`, cmp) == n
+		}, "messages due")
+		for w.count(`SELECT count(*) FROM messages WHERE campaign_id = $1 AND state <> 'accepted'`, cmp) > 0 {
+			busy, err := w.saga.SendDue(context.Background())
+			require.NoError(b, err)
+			if !busy {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		times := createTimes(w)
+		sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+		rate := float64(len(times)-1) / times[len(times)-1].Sub(times[0]).Seconds()
+		b.ReportMetric(rate, "msgs/s")
+		b.ReportMetric(float64(maxInWindow(times, time.Second)), "max_per_1s_window")
+	}
+}
