@@ -63,13 +63,7 @@ func decide(m *message, c *campaign, tpl *template.Compiled, r recipient, from s
 	case q.Topic != "" && !r.state.Topics[q.Topic]:
 		return decision{event: events.MessageSkipped{Reason: events.ReasonNotSubscribed, Detail: "not subscribed to " + q.Topic}}
 	}
-	maxAttempts := 1
-	if c != nil && c.retry.MaxAttempts > 0 {
-		maxAttempts = c.retry.MaxAttempts
-	} else if c == nil {
-		maxAttempts = 5
-	}
-	if m.attempts >= maxAttempts {
+	if m.attempts >= retryPolicy(c).MaxAttempts {
 		return decision{event: events.MessageFailed{Attempt: m.attempts, Reason: fmt.Sprintf("%s after %d attempts", events.ReasonAttemptsExhausted, m.attempts)}}
 	}
 
@@ -120,6 +114,15 @@ func decide(m *message, c *campaign, tpl *template.Compiled, r recipient, from s
 		return decision{event: events.MessageDeferred{Reason: events.ReasonFrequencyCap, Detail: capReached, Until: now.Add(time.Hour)}}
 	}
 	return decision{send: &sendPlan{attempt: plan}}
+}
+
+// retryPolicy is the campaign's retry policy, or, for messages without a campaign (triggers,
+// replies) the default.
+func retryPolicy(c *campaign) events.RetryPolicy {
+	if c == nil || c.retry.MaxAttempts < 1 {
+		return events.RetryPolicy{MaxAttempts: 5, InitialBackoff: "30s", MaxBackoff: "30m"}
+	}
+	return c.retry
 }
 
 // backoff is the pause before attempt n+1: exponential from the policy's initial backoff,

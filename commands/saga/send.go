@@ -174,6 +174,14 @@ func (s *Saga) load(ctx context.Context, ids []uuid.UUID) (*batch, error) {
 	return b, nil
 }
 
+// campaignOf is the message's campaign (nil for triggers and replies).
+func (b *batch) campaignOf(m *message) *campaign {
+	if m.queued.CampaignID == "" {
+		return nil
+	}
+	return b.campaigns[m.queued.CampaignID]
+}
+
 func (s *Saga) campaign(ctx context.Context, id string) (*campaign, error) {
 	c := &campaign{id: id}
 	var (
@@ -227,10 +235,7 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		return s.reconcile(ctx, b, m, "")
 	}
 
-	var c *campaign
-	if m.queued.CampaignID != "" {
-		c = b.campaigns[m.queued.CampaignID]
-	}
+	c := b.campaignOf(m)
 	tplID := m.queued.TemplateID
 	if tplID == "" && c != nil {
 		tplID = c.templateID
@@ -304,17 +309,14 @@ func (s *Saga) recordResult(ctx context.Context, m *message, c *campaign, accept
 	if !errors.As(err, &se) {
 		se = &sender.SendError{Kind: sender.KindAmbiguous, Message: err.Error(), Err: err}
 	}
-	policy := events.RetryPolicy{MaxAttempts: 5}
-	if c != nil {
-		policy = c.retry
-	}
+	policy := retryPolicy(c)
 	now := s.now()
 	switch {
 	case se.Kind == sender.KindRateLimited:
 		s.limits.slowDown(ctx, s.twilio.From(), max(se.RetryAfter, time.Second))
 		fallthrough
 	case se.Retryable():
-		if m.attempts >= max(policy.MaxAttempts, 1) {
+		if m.attempts >= policy.MaxAttempts {
 			_, err := s.appendTo(ctx, m, events.MessageFailed{Attempt: m.attempts, Code: se.Code, Reason: events.ReasonAttemptsExhausted + ": " + se.Message})
 			return err
 		}
@@ -357,15 +359,7 @@ func (s *Saga) reconcile(ctx context.Context, b *batch, m *message, why string) 
 			return err
 		}
 	}
-	var c *campaign
-	if m.queued.CampaignID != "" {
-		c = b.campaigns[m.queued.CampaignID]
-	}
-	policy := events.RetryPolicy{MaxAttempts: 5}
-	if c != nil {
-		policy = c.retry
-	}
-	if m.attempts >= max(policy.MaxAttempts, 1) {
+	if m.attempts >= retryPolicy(b.campaignOf(m)).MaxAttempts {
 		_, err := s.appendTo(ctx, m, events.MessageFailed{Attempt: m.attempts, Reason: events.ReasonAttemptsExhausted + ": not found at Twilio"})
 		return err
 	}
