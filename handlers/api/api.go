@@ -168,6 +168,12 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/v1/campaigns/{id}/pause", RoleAdmin, a.campaignAction(actionPause), true},
 		{http.MethodPost, "/v1/campaigns/{id}/resume", RoleAdmin, a.campaignAction(actionResume), true},
 		{http.MethodPost, "/v1/campaigns/{id}/cancel", RoleAdmin, a.campaignAction(actionCancel), true},
+		{http.MethodGet, "/v1/campaigns/{id}/messages", RoleRead, a.campaignMessages, false},
+		{http.MethodGet, "/v1/campaigns/{id}/stats", RoleRead, a.campaignStats, false},
+		{http.MethodGet, "/v1/messages/{id}", RoleRead, a.getMessage, false},
+		{http.MethodGet, "/v1/stats", RoleRead, a.globalStats, false},
+		{http.MethodGet, "/v1/inbound", RoleRead, a.listInbound, false},
+		{http.MethodPost, "/v1/conversations/{phone}/messages", RoleAdmin, a.replyToUser, true},
 
 		{http.MethodGet, "/v1/events", RoleAdmin, a.listEvents, false},
 
