@@ -168,6 +168,7 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/v1/campaigns/{id}/pause", RoleAdmin, a.campaignAction(actionPause), true},
 		{http.MethodPost, "/v1/campaigns/{id}/resume", RoleAdmin, a.campaignAction(actionResume), true},
 		{http.MethodPost, "/v1/campaigns/{id}/cancel", RoleAdmin, a.campaignAction(actionCancel), true},
+		{http.MethodPost, "/v1/campaigns/{id}/schedule", RoleAdmin, a.scheduleCampaign, true},
 		{http.MethodGet, "/v1/campaigns/{id}/messages", RoleRead, a.campaignMessages, false},
 		{http.MethodGet, "/v1/campaigns/{id}/stats", RoleRead, a.campaignStats, false},
 		{http.MethodGet, "/v1/messages/{id}", RoleRead, a.getMessage, false},

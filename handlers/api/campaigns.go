@@ -251,3 +251,51 @@ func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) error {
 	}
 	return a.campaigns.list(w, r, `AND ($3 = '' OR status = $3)`, status)
 }
+
+// scheduleCampaign sets a campaign's schedule — {"kind":"at","at":…} once, or
+// {"kind":"cron","cron":…,"timezone":…} recurring, each occurrence its own run — and moves it
+// to scheduled; the saga starts each run when it is due.
+func (a *API) scheduleCampaign(w http.ResponseWriter, r *http.Request) error {
+	id, err := idParam(r)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var sched events.Schedule
+	if err := a.decode(w, r, &sched); err != nil {
+		return err
+	}
+	var errs fieldErrors
+	if sched.Kind == events.ScheduleNow {
+		errs.add("schedule.kind", "is at or cron here; to send now, launch the campaign")
+	}
+	parsed, probs := commands.ParseSchedule(sched)
+	for _, p := range probs {
+		errs.add(p.Field, "%s", p.Reason)
+	}
+	if len(probs) == 0 && sched.Kind == events.ScheduleAt && parsed.Next(a.now()).IsZero() {
+		errs.add("schedule.at", "is in the past")
+	}
+	if err := errs.err(); err != nil {
+		return err
+	}
+	c, err := a.campaigns.read(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	saved := events.CampaignSaved{ID: id, Name: c.Name, Topic: c.Topic, TemplateID: c.TemplateID, SegmentID: c.SegmentID,
+		SegmentRule: c.SegmentRule, Schedule: sched, RateLimit: c.RateLimit, QuietHours: c.QuietHours, Retry: c.Retry}
+	written, err := a.catalog.SaveCampaign(r.Context(), saved, false, expected, metadata(r))
+	if err != nil {
+		return err
+	}
+	if c.Status != events.CampaignScheduled {
+		if written, err = a.catalog.ChangeCampaignStatus(r.Context(), id, events.CampaignScheduled, "scheduled via API", written.Version, metadata(r)); err != nil {
+			return err
+		}
+	}
+	return a.campaigns.answer(a, w, r, http.StatusOK, id, written)
+}

@@ -331,3 +331,37 @@ func TestEventsAreTheAuditLog(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, e.admin(http.MethodGet, "/v1/events?after=-1", nil).status)
 	_ = fmt.Sprint()
 }
+
+func TestScheduleCampaign(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tpl := createTemplate(t, e, map[string]any{"name": "deal", "default_locale": "en", "variants": map[string]any{"en": map[string]any{"body": "Hi"}}})
+	res := e.admin(http.MethodPost, "/v1/campaigns", map[string]any{"name": "weekly", "topic": "deals", "template_id": tpl})
+	require.Equal(t, http.StatusCreated, res.status, string(res.raw))
+	id := res.body["id"].(string)
+
+	for _, tt := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"kind": "cron", "cron": "every friday"}, "schedule.cron"},
+		{map[string]any{"kind": "at", "at": "2001-01-01T09:00:00Z"}, "schedule.at"},
+		{map[string]any{"kind": "now"}, "schedule.kind"},
+		{map[string]any{"kind": "cron", "cron": "0 9 * * 5", "timezone": "Lima"}, "schedule.timezone"},
+	} {
+		res := e.admin(http.MethodPost, "/v1/campaigns/"+id+"/schedule", tt.body)
+		assert.Equal(t, http.StatusUnprocessableEntity, res.status, string(res.raw))
+		assert.Equal(t, []string{tt.field}, res.problemFields())
+	}
+	res = e.admin(http.MethodPost, "/v1/campaigns/"+id+"/schedule", map[string]any{"kind": "cron", "cron": "0 9 * * 5", "timezone": "America/Lima"})
+	require.Equal(t, http.StatusOK, res.status, string(res.raw))
+	assert.Equal(t, "scheduled", res.body["status"])
+	assert.Equal(t, map[string]any{"kind": "cron", "cron": "0 9 * * 5", "timezone": "America/Lima"}, res.body["schedule"])
+	assert.Equal(t, "weekly", res.body["name"], "the rest of the campaign is kept")
+	// Rescheduling a scheduled campaign keeps it scheduled.
+	at := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	res = e.admin(http.MethodPost, "/v1/campaigns/"+id+"/schedule", map[string]any{"kind": "at", "at": at})
+	require.Equal(t, http.StatusOK, res.status, string(res.raw))
+	assert.Equal(t, "scheduled", res.body["status"])
+	assert.Equal(t, at, res.body["schedule"].(map[string]any)["at"])
+}
