@@ -32,11 +32,12 @@ type ReceiveInboundHandler struct {
 	store    *store.Store
 	registry *events.Registry
 	replies  Replies
+	reads    *userReads
 }
 
 // NewReceiveInboundHandler wires the handler.
 func NewReceiveInboundHandler(s *store.Store, registry *events.Registry, replies Replies) *ReceiveInboundHandler {
-	return &ReceiveInboundHandler{store: s, registry: registry, replies: replies.withDefaults()}
+	return &ReceiveInboundHandler{store: s, registry: registry, replies: replies.withDefaults(), reads: newUserReads(s.Pool())}
 }
 
 // maxConflictRetries bounds how often a command decides again after a concurrent write.
@@ -74,7 +75,7 @@ func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) 
 		return res, err
 	}
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		st, dup, err := loadUserKey(ctx, h.store.Pool(), h.registry, msg.Phone, inboundID)
+		st, dup, err := h.reads.load(ctx, h.registry, msg.Phone, inboundID)
 		if err != nil {
 			return InboundResult{}, err
 		}

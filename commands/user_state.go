@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -34,21 +36,25 @@ func loadUser(ctx context.Context, q store.Querier, registry *events.Registry, p
 // loadUserKey is loadUser that also reports, in the same round trip, whether idempotencyKey
 // (uuid.Nil: none) is already stored.
 func loadUserKey(ctx context.Context, q store.Querier, registry *events.Registry, phone string, idempotencyKey uuid.UUID) (st userState, stored bool, err error) {
-	stream := events.UserStream(phone)
-	st = userState{consent: events.ConsentOptOut, topics: map[string]bool{}}
-	snap, err := store.ReadStreamSnapshot(ctx, q, stream, stateTypes, idempotencyKey)
+	snap, err := store.ReadStreamSnapshot(ctx, q, events.UserStream(phone), stateTypes, idempotencyKey)
 	if err != nil {
-		return st, false, err
+		return userState{}, false, err
 	}
-	st.version = snap.Version
+	st, err = foldUser(registry, phone, snap)
+	return st, snap.Stored, err
+}
+
+// foldUser folds a snapshot of a user's stream.
+func foldUser(registry *events.Registry, phone string, snap store.StreamSnapshot) (userState, error) {
+	st := userState{consent: events.ConsentOptOut, topics: map[string]bool{}, version: snap.Version}
 	for _, env := range snap.Events {
 		e, err := registry.Decode(env)
 		if err != nil {
-			return st, false, fmt.Errorf("load user %s: %w", phone, err)
+			return st, fmt.Errorf("load user %s: %w", phone, err)
 		}
 		st.apply(e)
 	}
-	return st, snap.Stored, nil
+	return st, nil
 }
 
 func (st *userState) apply(e events.Event) {
@@ -67,5 +73,93 @@ func (st *userState) apply(e events.Event) {
 		st.exists = false
 		st.consent = events.ConsentOptOut
 		clear(st.topics)
+	}
+}
+
+// userReads coalesces the concurrent user reads of a handler into one statement per round trip
+// (store.ReadStreamSnapshots), as the store's committers group appends: under load, inbound
+// webhooks that must read their sender's state share one query instead of one each. A reader
+// goroutine runs while reads are pending and exits when none are; one batch is in flight at a
+// time, and the next one gathers the reads that arrived meanwhile.
+type userReads struct {
+	pool    store.Querier
+	mu      sync.Mutex
+	pending []*userRead
+	running bool
+}
+
+type userRead struct {
+	stream string
+	key    uuid.UUID
+	snap   store.StreamSnapshot
+	err    error
+	done   chan struct{}
+}
+
+// maxUserReads caps one batch.
+const maxUserReads = 256
+
+// userReadTimeout bounds a batch, which serves many callers and so is tied to none of them.
+const userReadTimeout = 10 * time.Second
+
+func newUserReads(pool store.Querier) *userReads { return &userReads{pool: pool} }
+
+// load is loadUserKey through the batch.
+func (b *userReads) load(ctx context.Context, registry *events.Registry, phone string, key uuid.UUID) (st userState, stored bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return userState{}, false, err
+	}
+	r := &userRead{stream: events.UserStream(phone), key: key, done: make(chan struct{})}
+	b.mu.Lock()
+	b.pending = append(b.pending, r)
+	if !b.running {
+		b.running = true
+		go b.serve()
+	}
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return userState{}, false, ctx.Err()
+	}
+	if r.err != nil {
+		return userState{}, false, r.err
+	}
+	st, err = foldUser(registry, phone, r.snap)
+	return st, r.snap.Stored, err
+}
+
+// serve reads batches until none is pending.
+func (b *userReads) serve() {
+	for {
+		b.mu.Lock()
+		batch := b.pending
+		if len(batch) > maxUserReads {
+			batch = batch[:maxUserReads:maxUserReads]
+		}
+		b.pending = b.pending[len(batch):]
+		if len(batch) == 0 {
+			b.running = false
+			b.pending = nil
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		streams := make([]string, len(batch))
+		keys := make([]uuid.UUID, len(batch))
+		for i, r := range batch {
+			streams[i], keys[i] = r.stream, r.key
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), userReadTimeout)
+		snaps, err := store.ReadStreamSnapshots(ctx, b.pool, streams, keys, stateTypes)
+		cancel()
+		for i, r := range batch {
+			if err != nil {
+				r.err = err
+			} else {
+				r.snap = snaps[i]
+			}
+			close(r.done)
+		}
 	}
 }

@@ -279,52 +279,74 @@ type StreamSnapshot struct {
 	Stored  bool
 }
 
-// sqlStreamSnapshot reads a StreamSnapshot in one statement, hence one round trip and one
-// snapshot: the version and the events cannot disagree. A stream without events of the wanted
-// types gives one row with the event columns NULL.
-const sqlStreamSnapshot = `SELECT h.version, h.stored, e.global_position, e.transaction_id, e.event_id, e.stream_version,
-       e.type, e.schema_version, e.data, e.metadata, e.recorded_at
-FROM (SELECT (SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1) AS version,
-             EXISTS (SELECT 1 FROM events WHERE event_id = $3) AS stored) h
-LEFT JOIN events e ON e.stream_id = $1 AND e.type = ANY($2::text[])
-ORDER BY e.stream_version`
+// sqlStreamSnapshots reads a StreamSnapshot per (stream, id) pair in one statement, hence one
+// round trip and one snapshot: a stream's version and events cannot disagree. A pair whose stream
+// has no event of the wanted types gives one row with the event columns NULL.
+const sqlStreamSnapshots = `SELECT k.ord, h.version, h.stored, e.global_position, e.transaction_id, e.event_id,
+       e.stream_version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(stream_id, event_id, ord)
+CROSS JOIN LATERAL (SELECT coalesce((SELECT max(stream_version) FROM events WHERE stream_id = k.stream_id), 0) AS version,
+                           EXISTS (SELECT 1 FROM events WHERE event_id = k.event_id) AS stored) h
+LEFT JOIN LATERAL (SELECT * FROM events WHERE stream_id = k.stream_id AND type = ANY($3::text[])) e ON true
+ORDER BY k.ord, e.stream_version`
 
 // ReadStreamSnapshot reads the version of a stream, its events of the given types and whether
 // eventID (uuid.Nil: none) is stored, in one round trip.
 func ReadStreamSnapshot(ctx context.Context, q Querier, streamID string, types []string, eventID uuid.UUID) (StreamSnapshot, error) {
-	rows, err := q.Query(ctx, sqlStreamSnapshot, streamID, types, eventID)
+	snaps, err := ReadStreamSnapshots(ctx, q, []string{streamID}, []uuid.UUID{eventID}, types)
 	if err != nil {
-		return StreamSnapshot{}, fmt.Errorf("read stream %s: %w", streamID, err)
+		return StreamSnapshot{}, err
+	}
+	return snaps[0], nil
+}
+
+// ReadStreamSnapshots is ReadStreamSnapshot for many (stream, event id) pairs at once, in one
+// statement: snapshot i is of streamIDs[i] and eventIDs[i].
+func ReadStreamSnapshots(ctx context.Context, q Querier, streamIDs []string, eventIDs []uuid.UUID, types []string) ([]StreamSnapshot, error) {
+	if len(streamIDs) != len(eventIDs) {
+		return nil, fmt.Errorf("read stream snapshots: %d streams, %d event ids", len(streamIDs), len(eventIDs))
+	}
+	rows, err := q.Query(ctx, sqlStreamSnapshots, streamIDs, eventIDs, types)
+	if err != nil {
+		return nil, fmt.Errorf("read stream snapshots: %w", err)
 	}
 	defer rows.Close()
-	var snap StreamSnapshot
+	snaps := make([]StreamSnapshot, len(streamIDs))
 	for rows.Next() {
 		var (
+			ord      int64
+			version  int
+			stored   bool
 			pos      *int64
 			txid     *uint64
 			id       *uuid.UUID
-			version  *int
+			sv       *int
 			typ      *string
 			schema   *int16
 			data     []byte
 			metadata []byte
 			recorded *time.Time
 		)
-		if err := rows.Scan(&snap.Version, &snap.Stored, &pos, &txid, &id, &version, &typ, &schema, &data, &metadata, &recorded); err != nil {
-			return StreamSnapshot{}, fmt.Errorf("read stream %s: %w", streamID, err)
+		if err := rows.Scan(&ord, &version, &stored, &pos, &txid, &id, &sv, &typ, &schema, &data, &metadata, &recorded); err != nil {
+			return nil, fmt.Errorf("read stream snapshots: %w", err)
 		}
+		if ord < 1 || int(ord) > len(snaps) {
+			return nil, fmt.Errorf("read stream snapshots: row for pair %d of %d", ord, len(snaps))
+		}
+		snap := &snaps[ord-1]
+		snap.Version, snap.Stored = version, stored
 		if pos == nil {
 			continue // no event of the wanted types
 		}
-		e := events.Envelope{GlobalPosition: *pos, TransactionID: *txid, EventID: *id, StreamID: streamID,
-			StreamVersion: *version, Type: *typ, SchemaVersion: int(*schema), Data: json.RawMessage(data), RecordedAt: *recorded}
+		e := events.Envelope{GlobalPosition: *pos, TransactionID: *txid, EventID: *id, StreamID: streamIDs[ord-1],
+			StreamVersion: *sv, Type: *typ, SchemaVersion: int(*schema), Data: json.RawMessage(data), RecordedAt: *recorded}
 		if len(metadata) > 0 {
 			_ = json.Unmarshal(metadata, &e.Metadata) // best effort, as in scanEnvelope
 		}
 		snap.Events = append(snap.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return StreamSnapshot{}, fmt.Errorf("read stream %s: %w", streamID, err)
+		return nil, fmt.Errorf("read stream snapshots: %w", err)
 	}
-	return snap, nil
+	return snaps, nil
 }

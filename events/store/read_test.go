@@ -509,6 +509,21 @@ func TestReadStream(t *testing.T) {
 	snap, err = store.ReadStreamSnapshot(ctx, e.db.Pool, "rs-none", []string{testEventType}, recs[0].EventID)
 	require.NoError(t, err)
 	assert.Equal(t, store.StreamSnapshot{Stored: true}, snap, "an empty stream; the id is stored elsewhere")
+
+	// Many pairs in one statement, each answered as alone.
+	snaps, err := store.ReadStreamSnapshots(ctx, e.db.Pool, []string{"rs-none", "rs-1", "rs-10", "rs-1"},
+		[]uuid.UUID{uuid.Nil, uuid.New(), recs[0].EventID, other.EventID}, []string{events.TypeUserSubscribed})
+	require.NoError(t, err)
+	require.Len(t, snaps, 4)
+	assert.Equal(t, store.StreamSnapshot{}, snaps[0])
+	assert.Equal(t, 5, snaps[1].Version)
+	assert.False(t, snaps[1].Stored)
+	assert.Equal(t, []uuid.UUID{other.EventID}, envelopeIDs(snaps[1].Events))
+	assert.Equal(t, store.StreamSnapshot{Version: 1, Stored: true}, snaps[2])
+	assert.True(t, snaps[3].Stored)
+	assert.Equal(t, snaps[1].Events, snaps[3].Events)
+	_, err = store.ReadStreamSnapshots(ctx, e.db.Pool, []string{"a"}, nil, nil)
+	assert.Error(t, err)
 }
 
 // TestReadMalformedMetadata: metadata is best effort; an event whose metadata does not fit still
