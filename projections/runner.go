@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -409,6 +410,11 @@ func WaitFor(ctx context.Context, q store.Querier, projection string, cp store.C
 	delay := time.Millisecond
 	for {
 		got, err := Checkpoint(ctx, q, projection)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// The runner has not started yet (another process, or a moment later in this one):
+			// nothing is applied.
+			got, err = store.Checkpoint{}, nil
+		}
 		if err != nil {
 			return err
 		}

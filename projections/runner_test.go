@@ -312,3 +312,23 @@ func TestATransientFailureIsRetriedAndReportedNotParked(t *testing.T) {
 		return err == nil && !s[0].Stuck
 	}, "the projection recovers")
 }
+
+// TestWaitForBeforeTheRunnerStarted: an API process may write before any runner has created
+// its checkpoint rows; waiting then means waiting, not failing.
+func TestWaitForBeforeTheRunnerStarted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	res, err := h.store.Append(context.Background(), events.UserStream(phone(1)), 0,
+		record(t, events.UserStream(phone(1)), events.UserCreated{Phone: phone(1), Consent: events.ConsentOptIn, Source: "test"}))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- WaitFor(context.Background(), h.db.Pool, "users", res.Checkpoint) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("WaitFor returned %v before any runner applied the event", err)
+	default:
+	}
+	require.NoError(t, h.runner(Users{}).CatchUp(context.Background(), ""))
+	require.NoError(t, <-done)
+}
