@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -149,6 +150,14 @@ type Report struct {
 	Duration   time.Duration        `json:"-"`
 	// Checkpoint is the log position of the import's last event (read-your-writes).
 	Checkpoint store.Checkpoint `json:"-"`
+	// Timing is where the time went (not in the golden reports: it varies).
+	Timing Timing `json:"-"`
+}
+
+// Timing splits an import's wall time: waiting for rows to be read and validated, reading the
+// users' streams, deciding and encoding events, and appending them.
+type Timing struct {
+	WaitRead, Fold, Decide, Append time.Duration
 }
 
 // RowsPerSecond is the import's throughput.
@@ -260,6 +269,7 @@ func emptyCounts() events.ImportCounts {
 // first batch did (so a later duplicate that changes an unchanged user recounts it).
 type seenPhone struct {
 	row     uint32
+	batch   uint32 // the last batch with a row of the phone
 	outcome uint8
 }
 
@@ -275,7 +285,11 @@ func phoneKey(e164 string) uint64 {
 	return n
 }
 
-// process reads batches on one goroutine while this one decides and appends the previous.
+// process runs three stages at once: one goroutine reads and validates batches, one merges
+// each batch and decides its events (reading its users' streams), and this one appends them;
+// so reading a batch's users and encoding its events overlap with appending the batch before.
+// A batch with a phone of a batch not yet appended waits for that append before it reads the
+// phone's stream.
 func (im *Importer) process(ctx context.Context, spec Spec, rows RowReader, rep *Report, progress Progress,
 	recorded map[int]events.ImportBatchProcessed) (failure string, err error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -285,16 +299,16 @@ func (im *Importer) process(ctx context.Context, spec Spec, rows RowReader, rep 
 		failure string
 		err     error
 	}
-	ch := make(chan read, 2)
+	readCh := make(chan read, 2)
 	go func() {
-		defer close(ch)
+		defer close(readCh)
 		no := 0
 		for {
 			no++
 			b, failure, err := im.readBatch(rows, no, spec.Region)
 			if b != nil || failure != "" || err != nil {
 				select {
-				case ch <- read{b, failure, err}:
+				case readCh <- read{b, failure, err}:
 				case <-ctx.Done():
 					return
 				}
@@ -304,40 +318,138 @@ func (im *Importer) process(ctx context.Context, spec Spec, rows RowReader, rep 
 			}
 		}
 	}()
-	seen := map[uint64]seenPhone{}
-	for rd := range ch {
-		var prev events.ImportBatchProcessed
-		var again bool
-		if rd.b != nil {
-			prev, again = recorded[rd.b.no]
-		}
-		if again {
-			// Recorded by an earlier run of this import: remember its phones, count it as it was.
-			for _, c := range rd.b.cands {
-				if _, dup := seen[phoneKey(c.phone)]; !dup {
-					seen[phoneKey(c.phone)] = seenPhone{row: uint32(c.num), outcome: outcomeCreated}
+	type decided struct {
+		b       *batch
+		recs    []events.Record
+		merges  []events.ImportIssue
+		prev    *events.ImportBatchProcessed // recorded by an earlier run: nothing to append
+		timing  Timing
+		failure string
+		err     error
+	}
+	decCh := make(chan decided, 1)
+	appended := newTracker()
+	go func() {
+		defer close(decCh)
+		seen := map[uint64]seenPhone{}
+		for {
+			var d decided
+			waited := time.Now()
+			var rd read
+			var ok bool
+			select {
+			case rd, ok = <-readCh:
+			case <-ctx.Done():
+				return
+			}
+			d.timing.WaitRead = time.Since(waited)
+			if !ok {
+				return
+			}
+			d.b, d.failure, d.err = rd.b, rd.failure, rd.err
+			if rd.b != nil {
+				if prev, again := recorded[rd.b.no]; again {
+					// Recorded by an earlier run of this import: remember its phones, count it as it was.
+					for _, c := range rd.b.cands {
+						if _, dup := seen[phoneKey(c.phone)]; !dup {
+							seen[phoneKey(c.phone)] = seenPhone{row: uint32(c.num), outcome: outcomeCreated, batch: uint32(rd.b.no)}
+						}
+					}
+					d.prev = &prev
+				} else {
+					var err error
+					d.recs, d.merges, err = im.decideBatch(ctx, spec, rd.b, seen, appended, &d.timing)
+					if err != nil {
+						d.err = err
+					}
 				}
 			}
-			addCounts(&rep.Totals, prev.Counts)
-			rep.Rejections = appendCapped(rep.Rejections, prev.Rejections, im.cfg.MaxReportIssues)
-			rep.Warnings = appendCapped(rep.Warnings, prev.Warnings, im.cfg.MaxReportIssues)
-			rep.Merges = appendCapped(rep.Merges, prev.Merges, im.cfg.MaxReportIssues)
-		} else if rd.b != nil {
-			if err := im.apply(ctx, spec, rd.b, seen, rep); err != nil {
-				return "", err
+			select {
+			case decCh <- d:
+			case <-ctx.Done():
+				return
 			}
+			if d.err != nil || d.failure != "" {
+				return
+			}
+		}
+	}()
+	for d := range decCh {
+		rep.Timing.WaitRead += d.timing.WaitRead
+		rep.Timing.Fold += d.timing.Fold
+		rep.Timing.Decide += d.timing.Decide
+		switch {
+		case d.prev != nil:
+			addCounts(&rep.Totals, d.prev.Counts)
+			rep.Rejections = appendCapped(rep.Rejections, d.prev.Rejections, im.cfg.MaxReportIssues)
+			rep.Warnings = appendCapped(rep.Warnings, d.prev.Warnings, im.cfg.MaxReportIssues)
+			rep.Merges = appendCapped(rep.Merges, d.prev.Merges, im.cfg.MaxReportIssues)
+			appended.done(d.b.no)
+		case d.b != nil && d.err == nil:
+			t := time.Now()
+			res, err := im.store.AppendBulk(ctx, d.recs)
+			if err != nil {
+				return "", fmt.Errorf("import %s: rows %d..%d: %w", spec.ID, d.b.first, d.b.last, err)
+			}
+			rep.Timing.Append += time.Since(t)
+			appended.done(d.b.no)
+			if rep.Checkpoint.Less(res.Checkpoint) {
+				rep.Checkpoint = res.Checkpoint
+			}
+			addCounts(&rep.Totals, d.b.counts)
+			rep.Rejections = appendCapped(rep.Rejections, d.b.rejections, im.cfg.MaxReportIssues)
+			rep.Warnings = appendCapped(rep.Warnings, d.b.warnings, im.cfg.MaxReportIssues)
+			rep.Merges = appendCapped(rep.Merges, d.merges, im.cfg.MaxReportIssues)
 			if progress != nil {
 				progress(rep.Totals)
 			}
 		}
-		if rd.err != nil {
-			return "", fmt.Errorf("import %s: read: %w", spec.ID, rd.err)
+		if d.err != nil {
+			if errors.Is(d.err, ErrBrokenJSON) {
+				return d.err.Error(), nil
+			}
+			return "", fmt.Errorf("import %s: %w", spec.ID, d.err)
 		}
-		if rd.failure != "" {
-			return rd.failure, nil
+		if d.failure != "" {
+			return d.failure, nil
 		}
 	}
 	return "", ctx.Err()
+}
+
+// tracker is the number of the last batch appended, for a batch that must read streams the
+// batches before it write.
+type tracker struct {
+	mu      sync.Mutex
+	last    int
+	changed chan struct{}
+}
+
+func newTracker() *tracker { return &tracker{changed: make(chan struct{})} }
+
+func (t *tracker) done(no int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last = max(t.last, no)
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// wait returns once batch no is appended (batches are appended in order).
+func (t *tracker) wait(ctx context.Context, no int) error {
+	for {
+		t.mu.Lock()
+		last, ch := t.last, t.changed
+		t.mu.Unlock()
+		if last >= no {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // recorded is what an import's stream already holds.
@@ -412,15 +524,17 @@ func nonEmpty(b *batch) *batch {
 	return b
 }
 
-// apply merges a batch's rows, decides each user's events against their stream, and appends
-// them with the batch's record in the import stream.
-func (im *Importer) apply(ctx context.Context, spec Spec, b *batch, seen map[uint64]seenPhone, rep *Report) error {
+// decideBatch merges a batch's rows, reads its users' streams and decides their events; it
+// returns them with the batch's record in the import stream, and the batch's merges.
+func (im *Importer) decideBatch(ctx context.Context, spec Spec, b *batch, seen map[uint64]seenPhone, appended *tracker,
+	timing *Timing) ([]events.Record, []events.ImportIssue, error) {
 	c := &b.counts
 	c.Accepted = len(b.cands)
 	// Merge the rows of one phone (file order: later non-empty values win).
 	merged := map[string]*candidate{}
-	var order []string
+	var order, fresh, again []string
 	earlier := map[string]bool{} // phones first seen in an earlier batch
+	waitFor := 0                 // the last batch before this one that holds one of them
 	var merges []events.ImportIssue
 	for i := range b.cands {
 		cand := b.cands[i]
@@ -428,29 +542,52 @@ func (im *Importer) apply(ctx context.Context, spec Spec, b *batch, seen map[uin
 		if s, dup := seen[key]; dup {
 			merges = append(merges, events.ImportIssue{Row: cand.num, Code: codeMergedInto, Value: cand.phone, Into: int(s.row)})
 			c.Merged++
+			if int(s.batch) != b.no {
+				waitFor = max(waitFor, int(s.batch))
+				s.batch = uint32(b.no)
+				seen[key] = s
+			}
 			if m := merged[cand.phone]; m != nil {
 				m.merge(cand)
 				continue
 			}
 			earlier[cand.phone] = true
+			again = append(again, cand.phone)
 		} else {
-			seen[key] = seenPhone{row: uint32(cand.num)}
+			seen[key] = seenPhone{row: uint32(cand.num), batch: uint32(b.no)}
 			country := cand.region
 			if country == "" {
 				country = "unknown"
 			}
 			c.Countries[country]++
+			fresh = append(fresh, cand.phone)
 		}
 		cp := cand
 		merged[cand.phone] = &cp
 		order = append(order, cand.phone)
 	}
-	users, err := loadUsers(ctx, im.store.Pool(), im.registry, order)
+	t0 := time.Now()
+	users, err := loadUsers(ctx, im.store.Pool(), im.registry, fresh)
 	if err != nil {
-		return fmt.Errorf("import %s: %w", spec.ID, err)
+		return nil, nil, err
 	}
+	if len(again) > 0 {
+		// Their streams are written by earlier batches: read them once those are appended.
+		if err := appended.wait(ctx, waitFor); err != nil {
+			return nil, nil, err
+		}
+		more, err := loadUsers(ctx, im.store.Pool(), im.registry, again)
+		if err != nil {
+			return nil, nil, err
+		}
+		for k, v := range more {
+			users[k] = v
+		}
+	}
+	t1 := time.Now()
+	timing.Fold += t1.Sub(t0)
 	source := "import:" + spec.ID
-	var recs []events.Record
+	recs := make([]events.Record, 0, len(order)+1)
 	for _, phone := range order {
 		cand := merged[phone]
 		u := users[phone]
@@ -490,7 +627,7 @@ func (im *Importer) apply(ctx context.Context, spec Spec, b *batch, seen map[uin
 		for i, e := range evs {
 			rec, err := events.NewRecord(uuid.Nil, stream, e, spec.Metadata)
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			rec.EventID = events.DeterministicID("import.user", phone, strconv.Itoa(u.version), strconv.Itoa(i), string(rec.Data))
 			recs = append(recs, rec)
@@ -506,19 +643,11 @@ func (im *Importer) apply(ctx context.Context, spec Spec, b *batch, seen map[uin
 	rec, err := events.NewRecord(events.DeterministicID(events.TypeImportBatchProcessed, spec.ID, strconv.Itoa(b.no)),
 		events.ImportStream(spec.ID), ev, spec.Metadata)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	recs = append(recs, rec)
-	res, err := im.store.AppendBulk(ctx, recs)
-	if err != nil {
-		return fmt.Errorf("import %s: rows %d..%d: %w", spec.ID, b.first, b.last, err)
-	}
-	rep.Checkpoint = res.Checkpoint
-	addCounts(&rep.Totals, *c)
-	rep.Rejections = appendCapped(rep.Rejections, b.rejections, im.cfg.MaxReportIssues)
-	rep.Warnings = appendCapped(rep.Warnings, b.warnings, im.cfg.MaxReportIssues)
-	rep.Merges = appendCapped(rep.Merges, merges, im.cfg.MaxReportIssues)
-	return nil
+	timing.Decide += time.Since(t1)
+	return recs, merges, nil
 }
 
 func appendCapped(dst, src []events.ImportIssue, limit int) []events.ImportIssue {

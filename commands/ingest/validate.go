@@ -60,6 +60,7 @@ type zoneCache struct {
 	mu      sync.Mutex
 	zones   map[string]bool
 	differs map[string]bool
+	keys    map[string]bool
 }
 
 func (z *zoneCache) valid(name string) bool {
@@ -92,6 +93,23 @@ func regionName(region string) string {
 		return "the number's region"
 	}
 	return region
+}
+
+// validKey checks an attribute key, remembering the answer (a file repeats its keys).
+func (z *zoneCache) validKey(k string) bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if ok, seen := z.keys[k]; seen {
+		return ok
+	}
+	ok := len(k) <= maxAttributeKey && attrKeyPattern.MatchString(k)
+	if z.keys == nil {
+		z.keys = map[string]bool{}
+	}
+	if len(z.keys) < 10000 {
+		z.keys[k] = ok
+	}
+	return ok
 }
 
 // offsetProbes are the instants at which zones are compared: a winter and a summer day.
@@ -174,7 +192,7 @@ func validate(row Row, region string, zones *zoneCache) (candidate, *events.Impo
 		return reject(ReasonInvalidAttribute, "", fmt.Sprintf("%d attributes; at most %d", len(row.Attrs), maxAttributes))
 	}
 	for k := range row.Attrs {
-		if len(k) > maxAttributeKey || !attrKeyPattern.MatchString(k) {
+		if !zones.validKey(k) {
 			return reject(ReasonInvalidAttribute, k, "attribute keys are letters, digits, _ . - (starting with a letter or _), at most 64 characters")
 		}
 	}
