@@ -57,19 +57,6 @@ func keepDigitsAndPlus(r rune) rune {
 	return -1
 }
 
-// PhoneCountry is the ISO 3166 region of an E.164 number ("" when it has none, e.g. +800).
-func PhoneCountry(e164 string) string {
-	parsed, err := phonenumbers.Parse(e164, "")
-	if err != nil {
-		return ""
-	}
-	region := phonenumbers.GetRegionCodeForNumber(parsed)
-	if region == "ZZ" || region == "001" {
-		return ""
-	}
-	return region
-}
-
 // Phone rejection reasons (ClassifyPhone), stable codes for reports.
 const (
 	PhoneMissing          = "missing_phone"

@@ -41,13 +41,6 @@ func TestNormalizePhone(t *testing.T) {
 	}
 }
 
-func TestPhoneCountry(t *testing.T) {
-	t.Parallel()
-	assert.Equal(t, "PE", PhoneCountry("+51987654321"))
-	assert.Equal(t, "US", PhoneCountry("+14155550123"))
-	assert.Equal(t, "", PhoneCountry("+80012345678"))
-}
-
 func TestClassifyPhone(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

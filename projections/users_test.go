@@ -1,6 +1,9 @@
 package projections
 
 import (
+	"fmt"
+	"github.com/nyaruka/phonenumbers"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -19,5 +22,37 @@ func TestCountry(t *testing.T) {
 		{"", ""},
 	} {
 		assert.Equal(t, tc.want, Country(tc.phone), tc.phone)
+	}
+}
+
+// TestCountryFastPathAgreesWithParsing: the calling-code shortcut gives what libphonenumber's
+// full parse gives, for normalized numbers under every calling code.
+func TestCountryFastPathAgreesWithParsing(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	checked := 0
+	for cc := 1; cc < 1000; cc++ {
+		for range 60 {
+			raw := fmt.Sprintf("+%d%d", cc, 1_000_000+rng.IntN(8_999_999_999))
+			if len(raw) > 16 {
+				raw = raw[:16]
+			}
+			// users.phone holds numbers as NormalizePhone writes them: parsed, then E.164.
+			n, err := phonenumbers.Parse(raw, "")
+			if err != nil || !phonenumbers.IsValidNumber(n) {
+				continue
+			}
+			phone := phonenumbers.Format(n, phonenumbers.E164)
+			assert.Equal(t, slowCountry(phone), Country(phone), phone)
+			checked++
+		}
+	}
+	assert.Greater(t, checked, 1_000)
+}
+
+func BenchmarkCountry(b *testing.B) {
+	phones := []string{"+51987654321", "+5491123456789", "+442079460000", "+14155550100", "+919876543210"}
+	for i := 0; i < b.N; i++ {
+		_ = Country(phones[i%len(phones)])
 	}
 }

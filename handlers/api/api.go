@@ -68,7 +68,7 @@ func (c Config) Validate() error {
 	if c.WaitTimeout < 0 || c.IdempotencyTTL < 0 || c.StatementTimeout < 0 {
 		errs = append(errs, errors.New("api: timeouts must be ≥ 0"))
 	}
-	if c.DefaultRegion != "" && commands.PhoneCountry(exampleNumber(c.DefaultRegion)) == "" {
+	if c.DefaultRegion != "" && projections.Country(exampleNumber(c.DefaultRegion)) == "" {
 		errs = append(errs, fmt.Errorf("HERALD_DEFAULT_REGION: %q is not a region with phone numbers (use ISO 3166 alpha-2, e.g. PE)", c.DefaultRegion))
 	}
 	return errors.Join(errs...)
