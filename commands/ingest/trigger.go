@@ -83,6 +83,21 @@ type triggerJSON struct {
 // or segment_id or neither, template_id and topic. Every {"$event": …} field the rule uses
 // must be in the payload.
 func ParseTriggerLine(line []byte) (TriggerLine, *TriggerIssue) {
+	return parseTriggerLine(line, nil)
+}
+
+// ruleCache remembers parsed rules by their JSON: a feed repeats one rule on every line.
+type ruleCache map[string]ruleEntry
+
+type ruleEntry struct {
+	rule    segment.Rule
+	compact []byte
+	err     error
+}
+
+const maxCachedRules = 10_000
+
+func parseTriggerLine(line []byte, rules ruleCache) (TriggerLine, *TriggerIssue) {
 	bad := func(code, field, format string, a ...any) (TriggerLine, *TriggerIssue) {
 		return TriggerLine{}, &TriggerIssue{Code: code, Field: field, Detail: fmt.Sprintf(format, a...)}
 	}
@@ -160,18 +175,25 @@ func ParseTriggerLine(line []byte) (TriggerLine, *TriggerIssue) {
 		t.SegmentID = *j.SegmentID
 	}
 	if hasSeg {
-		rule, err := segment.Parse(seg)
-		if err != nil {
-			return ruleIssue("segment", err)
+		entry, cached := rules[string(seg)]
+		if !cached {
+			entry.rule, entry.err = segment.Parse(seg)
+			if entry.err == nil {
+				var compact bytes.Buffer
+				entry.err = json.Compact(&compact, seg)
+				entry.compact = compact.Bytes()
+			}
+			if rules != nil && len(rules) < maxCachedRules {
+				rules[string(seg)] = entry
+			}
 		}
-		if issue := checkEventFields(rule, t.Payload); issue != nil {
+		if entry.err != nil {
+			return ruleIssue("segment", entry.err)
+		}
+		if issue := checkEventFields(entry.rule, t.Payload); issue != nil {
 			return TriggerLine{}, issue
 		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, seg); err != nil {
-			return bad(TriggerInvalidField, "segment", "%v", err)
-		}
-		t.Segment, t.rule = compact.Bytes(), rule
+		t.Segment, t.rule = entry.compact, entry.rule
 	}
 	return t, nil
 }
@@ -283,6 +305,7 @@ func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata
 	var buf []byte
 	seen := map[uuid.UUID]int{} // event id → first line, within this file
 	var batch []pendingTrigger
+	rules := ruleCache{}
 	lineNo := 0
 	cache := &catalogCache{templates: map[string]bool{}, segments: map[string]*segment.Rule{}, raw: map[string]json.RawMessage{}, audiences: map[string]int64{}}
 	for {
@@ -302,7 +325,7 @@ func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata
 			tr.reject(&rep, TriggerIssue{Line: lineNo, Code: TriggerMalformed, Detail: "the line is longer than 64 KiB"})
 			continue
 		}
-		t, issue := ParseTriggerLine(line)
+		t, issue := parseTriggerLine(line, rules)
 		if issue != nil {
 			issue.Line = lineNo
 			tr.reject(&rep, *issue)
