@@ -23,6 +23,7 @@ import (
 	"herald/handlers/twilio"
 	"herald/projections"
 	"herald/web"
+	"herald/web/ui"
 )
 
 // Roles a process can take; by default one process takes them all.
@@ -161,6 +162,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 			return err
 		}
 		v1.Register(srv.Router())
+		// The UI calls /v1 in-process through the same router; its cookies are sealed with a
+		// secret derived from the API keys, so every API process opens every session.
+		pages, err := ui.New(ui.Config{API: srv.Router(), SessionSecret: []byte(getenv("HERALD_API_KEYS")),
+			Secure: strings.HasPrefix(cfg.PublicBaseURL, "https://")}, log)
+		if err != nil {
+			return err
+		}
+		pages.Register(srv.Router())
 		components = append(components, component{"api", v1.Run})
 		if len(cfg.APIKeys) == 0 {
 			log.Warn().Msg("HERALD_API_KEYS is empty: /v1 answers 401 to every request")

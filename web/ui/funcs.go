@@ -1,0 +1,143 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"sort"
+	"strings"
+	"time"
+)
+
+var funcs = template.FuncMap{
+	"when":     when,
+	"whenIn":   whenIn,
+	"ago":      ago,
+	"pct":      pct,
+	"pretty":   pretty,
+	"sortedKV": sortedKV,
+	"join":     strings.Join,
+	"eta":      eta,
+	"hasField": hasField,
+}
+
+// parseTime reads the API's RFC 3339 strings (and nil or empty as "no time").
+func parseTime(v any) (time.Time, bool) {
+	switch t := v.(type) {
+	case time.Time:
+		return t, !t.IsZero()
+	case *time.Time:
+		if t == nil {
+			return time.Time{}, false
+		}
+		return *t, !t.IsZero()
+	case string:
+		p, err := time.Parse(time.RFC3339Nano, t)
+		return p, err == nil
+	case *string:
+		if t == nil {
+			return time.Time{}, false
+		}
+		return parseTime(*t)
+	}
+	return time.Time{}, false
+}
+
+// when shows a time in the operator's zone, with the zone's name.
+func when(loc *time.Location, v any) string {
+	t, ok := parseTime(v)
+	if !ok {
+		return "—"
+	}
+	return t.In(loc).Format("2006-01-02 15:04:05 MST")
+}
+
+// whenIn shows a time in a named zone (a recipient's), or "" when the zone is unknown.
+func whenIn(zone string, v any) string {
+	t, ok := parseTime(v)
+	loc, err := time.LoadLocation(zone)
+	if !ok || zone == "" || err != nil {
+		return ""
+	}
+	return t.In(loc).Format("15:04 MST")
+}
+
+func ago(v any) string {
+	t, ok := parseTime(v)
+	if !ok {
+		return ""
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < 0:
+		return "in " + (-d).String()
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+func pct(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f%%", *v*100)
+}
+
+func eta(seconds float64) string {
+	if seconds <= 0 {
+		return "—"
+	}
+	return (time.Duration(seconds) * time.Second).Round(time.Second).String()
+}
+
+// pretty shows a JSON value indented (as text: the template escapes it).
+func pretty(v any) string {
+	if v == nil {
+		return ""
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+type kv struct {
+	K string
+	V any
+}
+
+// sortedKV lists a map's entries by key.
+func sortedKV(m any) []kv {
+	var out []kv
+	switch mm := m.(type) {
+	case map[string]int:
+		for k, v := range mm {
+			out = append(out, kv{k, v})
+		}
+	case map[string]any:
+		for k, v := range mm {
+			out = append(out, kv{k, v})
+		}
+	case map[string]string:
+		for k, v := range mm {
+			out = append(out, kv{k, v})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].K < out[j].K })
+	return out
+}
+
+func hasField(fields []fieldError, name string) string {
+	for _, f := range fields {
+		if f.Field == name || strings.HasPrefix(f.Field, name+".") || strings.HasPrefix(f.Field, name+"[") {
+			return f.Reason
+		}
+	}
+	return ""
+}
