@@ -46,9 +46,9 @@ type faultCampaign struct {
 
 // newFaultCampaign subscribes n users by signed inbound SUBSCRIBE (so each is inside the
 // 24-hour window and gets free text), creates a template and a campaign on their topic with
-// the given rate limit (0: none) and a short retry policy, waits until the preview sees every
+// the given rate limit (nil: none) and a short retry policy, waits until the preview sees every
 // recipient, and launches it.
-func newFaultCampaign(t *testing.T, s *stack, n, perSecond int) *faultCampaign {
+func newFaultCampaign(t *testing.T, s *stack, n int, rateLimit map[string]any) *faultCampaign {
 	t.Helper()
 	phones := make([]string, n)
 	for i := range phones {
@@ -87,8 +87,8 @@ func newFaultCampaign(t *testing.T, s *stack, n, perSecond int) *faultCampaign {
 		"variants": map[string]any{"es": map[string]any{"body": "Hola {first_name|amigo}, 20% de descuento hoy."}}}, &tpl)
 	body := map[string]any{"name": "fault", "topic": "deals", "template_id": tpl.ID,
 		"retry": map[string]any{"max_attempts": 10, "initial_backoff": "1s", "max_backoff": "4s"}}
-	if perSecond > 0 {
-		body["rate_limit"] = map[string]any{"per_second": perSecond}
+	if rateLimit != nil {
+		body["rate_limit"] = rateLimit
 	}
 	s.mustAPI(http.MethodPost, "/campaigns", body, &cmp)
 	eventually(t, 60*time.Second, "the preview sees every subscriber", func() bool {
@@ -243,7 +243,7 @@ func TestFaultSimulatorModes(t *testing.T) {
 			t.Parallel()
 			s := newStack(t, mode.env)
 			s.startHerald("herald", "api,relay,projections,saga", s.addr, nil)
-			fc := newFaultCampaign(t, s, faultRecipients, 0)
+			fc := newFaultCampaign(t, s, faultRecipients, nil)
 			// The first pass meets the faults; then the simulator behaves, so the test ends in
 			// bounded time (each ambiguous attempt is looked up 30 s later).
 			eventually(t, 120*time.Second, "the campaign's first pass of creates", func() bool { return s.creates() >= faultRecipients })
@@ -256,7 +256,9 @@ func TestFaultSimulatorModes(t *testing.T) {
 // TestFaultSagaKilled: the API, relay and projections run in one process, the saga in
 // another, which is killed with SIGKILL mid-campaign three times (each time after it has sent
 // more) and restarted. Its leases expire (1 min) and attempts it left without a result are
-// reconciled with the simulator's record (after 90 s) before any resend.
+// reconciled with the simulator's record (2 min after they were recorded) before any resend.
+// Each kill leaves about as many such attempts as there are workers (32): a worker records its
+// attempt before it waits for its rate-limit slot, so most were never sent and are retried.
 func TestFaultSagaKilled(t *testing.T) {
 	faultTests(t)
 	t.Parallel()
@@ -264,7 +266,7 @@ func TestFaultSagaKilled(t *testing.T) {
 	s.startHerald("herald-api", "api,relay,projections", s.addr, nil)
 	sagaAddr := freeAddr(t)
 	worker := s.startHerald("herald-saga", "saga", sagaAddr, nil)
-	fc := newFaultCampaign(t, s, faultRecipients, 20)
+	fc := newFaultCampaign(t, s, faultRecipients, map[string]any{"per_second": 20})
 
 	sent := 0
 	for kill := 1; kill <= 3; kill++ {
@@ -288,7 +290,7 @@ func TestFaultRedisFlushed(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, nil)
 	herald := s.startHerald("herald", "api,relay,projections,saga", s.addr, nil)
-	fc := newFaultCampaign(t, s, faultRecipients, 40)
+	fc := newFaultCampaign(t, s, faultRecipients, map[string]any{"per_second": 40})
 	for i, at := range []int{40, 120} {
 		eventually(t, 2*time.Minute, fmt.Sprintf("%d creates before flush %d", at, i+1), func() bool { return s.creates() >= at })
 		transporttest.DeletePrefix(t.Context(), s.rds.Client, s.rds.Transport.Prefix)
@@ -302,4 +304,30 @@ func TestFaultRedisFlushed(t *testing.T) {
 		return s.rds.Client.XLen(t.Context(), s.rds.Transport.EventsTopic("message")).Val() > 0
 	})
 	s.waitHTTP(herald, "http://"+s.addr+"/readyz")
+}
+
+// TestFaultSlowCampaignTwoSagas: two saga processes share a campaign limited to 12 messages a
+// minute. A worker records send_attempted, then waits for its rate-limit slot; with 32 workers
+// the last slots are more than 2 minutes away, so the attempt looks abandoned to the other
+// process (its lease expired after 1 min, the attempt is due for reconciliation 2 min after it
+// was recorded): it lists Twilio, finds nothing yet, schedules a retry and sends it — and the
+// first worker, when its slot comes, sends too.
+//
+// Measured (HERALD_KNOWN_BUGS=1 make test-faults): 8 of 32 messages created twice, ~3.5 min.
+func TestFaultSlowCampaignTwoSagas(t *testing.T) {
+	faultTests(t)
+	if os.Getenv("HERALD_KNOWN_BUGS") == "" {
+		t.Skip("bug: commands/saga/send.go appends send_attempted (line 274) before waiting for the rate-limit " +
+			"slot (line 285); the send lease (1 min, never renewed) and the attempt's due time (projections." +
+			"StaleAttempt, 2 min) expire while the worker still waits, so another saga process reconciles the " +
+			"attempt, finds nothing at Twilio, retries and sends, and the first worker then sends too " +
+			"(HERALD_KNOWN_BUGS=1 runs this test)")
+	}
+	t.Parallel()
+	s := newStack(t, nil)
+	s.startHerald("herald-api", "api,relay,projections", s.addr, nil)
+	s.startHerald("herald-saga-a", "saga", freeAddr(t), nil)
+	s.startHerald("herald-saga-b", "saga", freeAddr(t), nil)
+	fc := newFaultCampaign(t, s, 32, map[string]any{"per_minute": 12})
+	fc.settle(t, 8*time.Minute)
 }
