@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"mime/multipart"
 	"net/http"
@@ -9,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"herald/events"
+	"herald/events/store"
 )
 
 // waitImport polls GET /v1/imports/{id} until the import is no longer processing.
@@ -176,4 +181,34 @@ func TestPostTriggers(t *testing.T) {
 	assert.EqualValues(t, 2, rej["line"])
 	assert.Equal(t, "payload.product_id", rej["field"])
 	assert.Equal(t, http.StatusForbidden, e.call(http.MethodPost, "/v1/triggers", readKey, lines).status)
+}
+
+// TestStaleImportIsResumed: an upload stored by a process that died before importing it (its
+// lease lapsed) is imported by the next process asked about it.
+func TestStaleImportIsResumed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	id := uuid.NewString()
+	_, err := e.db.Pool.Exec(ctx, `INSERT INTO import_jobs (import_id, spec, received, bytes, claimed_until, attempts)
+VALUES ($1, '{"format":"csv","mode":"merge","region":"PE","source":"lost.csv"}', true, 40, now() - interval '1 minute', 1)`, id)
+	require.NoError(t, err)
+	body := "phone,name\n+51987654341,Lost\n"
+	_, err = e.db.Pool.Exec(ctx, `INSERT INTO import_uploads (import_id, seq, data) VALUES ($1, 0, $2)`, id, []byte(body))
+	require.NoError(t, err)
+	rec, err := events.NewRecord(events.DeterministicID(events.TypeImportStarted, id), events.ImportStream(id),
+		events.ImportStarted{ID: id, Kind: "users", Format: "csv", Mode: "merge", Region: "PE", Source: "lost.csv"}, events.Metadata{})
+	require.NoError(t, err)
+	_, err = e.store.Append(ctx, events.ImportStream(id), store.AnyVersion, rec)
+	require.NoError(t, err)
+
+	rep := e.waitImport(id)
+	assert.Equal(t, "completed", rep.body["status"])
+	assert.EqualValues(t, 1, rep.body["totals"].(map[string]any)["created"])
+	var done bool
+	var chunks int
+	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT done, (SELECT count(*) FROM import_uploads WHERE import_id = $1) FROM import_jobs WHERE import_id = $1`, id).
+		Scan(&done, &chunks))
+	assert.True(t, done)
+	assert.Zero(t, chunks, "the stored upload is deleted once imported")
 }
