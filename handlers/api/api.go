@@ -178,6 +178,7 @@ func (a *API) routes() []route {
 
 		{http.MethodGet, "/v1/events", RoleAdmin, a.listEvents, false},
 
+		{http.MethodGet, "/v1/imports", RoleRead, a.listImports, false},
 		{http.MethodPost, "/v1/imports", RoleAdmin, a.createImport, false},
 		{http.MethodGet, "/v1/imports/{id}", RoleRead, a.getImport, false},
 		{http.MethodGet, "/v1/imports/{id}/rejections.csv", RoleRead, a.importRejections, false},

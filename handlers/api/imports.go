@@ -473,3 +473,66 @@ func (a *API) importRejections(w http.ResponseWriter, r *http.Request) error {
 	cw.Flush()
 	return rows.Err()
 }
+
+// ImportSummary is one import in GET /v1/imports.
+type ImportSummary struct {
+	ID         string     `json:"id"`
+	Kind       string     `json:"kind"`
+	Status     string     `json:"status"`
+	Source     string     `json:"source"`
+	RowsRead   int        `json:"rows_read"`
+	Accepted   int        `json:"accepted"`
+	Rejected   int        `json:"rejected"`
+	Created    int        `json:"created"`
+	Updated    int        `json:"updated"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+}
+
+type importCursor struct {
+	StartedAt time.Time `json:"s"`
+	ID        string    `json:"i"`
+}
+
+// listImports lists imports, newest first.
+func (a *API) listImports(w http.ResponseWriter, r *http.Request) error {
+	var after importCursor
+	limit, err := pageParams(r, &after)
+	if err != nil {
+		return err
+	}
+	for key := range r.URL.Query() {
+		if key != "limit" && key != "cursor" {
+			return invalid(FieldError{Field: key, Reason: "is not a parameter of this list (limit, cursor)"})
+		}
+	}
+	sql := `SELECT id, kind, status, source, rows_read, accepted, rejected, created, updated, started_at, finished_at FROM imports`
+	args := []any{limit + 1}
+	if after.ID != "" {
+		sql += ` WHERE (started_at, id) < ($2, $3)`
+		args = append(args, after.StartedAt, after.ID)
+	}
+	rows, err := a.pool.Query(r.Context(), sql+` ORDER BY started_at DESC, id DESC LIMIT $1`, args...)
+	if err != nil {
+		return err
+	}
+	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ImportSummary, error) {
+		var s ImportSummary
+		err := row.Scan(&s.ID, &s.Kind, &s.Status, &s.Source, &s.RowsRead, &s.Accepted, &s.Rejected, &s.Created, &s.Updated, &s.StartedAt, &s.FinishedAt)
+		return s, err
+	})
+	if err != nil {
+		return err
+	}
+	page := Page[ImportSummary]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := items[limit-1]
+		page.NextCursor = encodeCursor(importCursor{StartedAt: last.StartedAt, ID: last.ID})
+	}
+	if page.Items == nil {
+		page.Items = []ImportSummary{}
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}

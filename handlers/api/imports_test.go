@@ -93,10 +93,18 @@ func TestImportUsersThroughTheAPI(t *testing.T) {
 	assert.True(t, strings.HasPrefix(lines[3], "6,"), lines[3])
 	assert.Contains(t, lines[3], ",'-1234567,")
 
+	list := e.call(http.MethodGet, "/v1/imports?limit=1", readKey, nil)
+	require.Equal(t, http.StatusOK, list.status, string(list.raw))
+	assert.Equal(t, id, list.body["items"].([]any)[0].(map[string]any)["id"])
+
 	// The same file again: nothing changes, the report says so.
 	again := e.upload("text/csv", "/v1/imports", []byte(importCSV))
 	require.Equal(t, http.StatusAccepted, again.status)
 	rep2 := e.waitImport(again.body["id"].(string))
+	list = e.call(http.MethodGet, "/v1/imports?limit=1", readKey, nil)
+	assert.Equal(t, again.body["id"], list.body["items"].([]any)[0].(map[string]any)["id"], "newest first")
+	next := e.call(http.MethodGet, "/v1/imports?limit=1&cursor="+list.body["next_cursor"].(string), readKey, nil)
+	assert.Equal(t, id, next.body["items"].([]any)[0].(map[string]any)["id"])
 	assert.EqualValues(t, 1, rep2.body["totals"].(map[string]any)["unchanged"])
 	assert.EqualValues(t, 0, rep2.body["totals"].(map[string]any)["created"])
 }
