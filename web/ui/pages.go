@@ -271,7 +271,7 @@ func (u *UI) campaignStatsJSON(w http.ResponseWriter, r *http.Request, s session
 	}
 	out := map[string]any{
 		"status": cp.Status, "total": st.Total, "sent": st.Sent, "delivered": st.Delivered, "read": st.Read,
-		"by_state": st.ByState, "by_status": st.ByStatus, "failed": st.ByStatus["failed"] + st.ByStatus["undelivered"],
+		"by_state": st.ByState, "by_status": st.ByStatus, "failed": st.ByStatus["failed"] + st.ByStatus["undelivered"], "skipped": st.ByState["skipped"],
 		"delivery_rate": pct(st.DeliveryRate), "read_rate": pct(st.ReadRate),
 		"remaining": st.Progress.Remaining, "per_second": st.Progress.PerSecond, "eta": eta(st.Progress.ETASeconds),
 		"opt_outs": st.OptOuts["during"] + st.OptOuts["after"], "at": when(loadZone(s.Zone), st.At),

@@ -47,9 +47,11 @@ document.addEventListener("submit", function (ev) {
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) {
         if (s) {
-          ["status", "total", "sent", "delivered", "read", "failed", "delivery_rate", "read_rate", "remaining", "eta", "opt_outs", "at"]
+          ["status", "total", "sent", "delivered", "read", "failed", "skipped", "delivery_rate", "read_rate", "remaining", "eta", "opt_outs", "at"]
             .forEach(function (k) { set(k, s[k]); });
           set("queued", (s.by_state && s.by_state.queued) || 0);
+          // A new campaign status changes the actions on offer: show the page again.
+          if (box.dataset.status && s.status && s.status !== box.dataset.status) { window.location.reload(); return; }
           history.push(s); if (history.length > 240) history.shift();
           draw();
         }
