@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -485,17 +486,51 @@ func (im *Importer) resumeFrom(ctx context.Context, id string) (recorded, error)
 // readBatch reads up to BatchSize rows (nil at the end of the file). failure ends the file.
 func (im *Importer) readBatch(rows RowReader, no int, region string) (*batch, string, error) {
 	b := &batch{no: no, counts: emptyCounts()}
-	for b.counts.RowsRead+b.counts.BlankRows < im.cfg.BatchSize {
+	var (
+		read     []Row
+		failure  string
+		readErr  error
+		consumed int
+	)
+	for consumed < im.cfg.BatchSize {
 		row, err := rows.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if errors.Is(err, ErrBrokenJSON) {
-			return nonEmpty(b), err.Error(), nil
+			failure = err.Error()
+			break
 		}
 		if err != nil {
-			return nonEmpty(b), "", err
+			readErr = err
+			break
 		}
+		consumed++
+		read = append(read, row)
+	}
+	// Validation (mostly libphonenumber) is the costly part of reading: split it across the
+	// cores, then gather the results in file order.
+	type result struct {
+		c        candidate
+		rej      *events.ImportIssue
+		warnings []events.ImportIssue
+	}
+	results := make([]result, len(read))
+	workers := min(runtime.GOMAXPROCS(0), 4, max(1, len(read)/500))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(read); i += workers {
+				if !read[i].Blank {
+					results[i].c, results[i].rej, results[i].warnings = validate(read[i], region, &im.zones)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, row := range read {
 		if b.first == 0 {
 			b.first = row.Num
 		}
@@ -505,17 +540,16 @@ func (im *Importer) readBatch(rows RowReader, no int, region string) (*batch, st
 			continue
 		}
 		b.counts.RowsRead++
-		c, rej, warnings := validate(row, region, &im.zones)
-		if rej != nil {
+		if rej := results[i].rej; rej != nil {
 			b.rejections = append(b.rejections, *rej)
 			b.counts.Rejected++
 			b.counts.RejectedBy[rej.Code]++
 			continue
 		}
-		b.cands = append(b.cands, c)
-		b.warnings = append(b.warnings, warnings...)
+		b.cands = append(b.cands, results[i].c)
+		b.warnings = append(b.warnings, results[i].warnings...)
 	}
-	return nonEmpty(b), "", nil
+	return nonEmpty(b), failure, readErr
 }
 
 func nonEmpty(b *batch) *batch {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/text/language"
@@ -60,7 +61,8 @@ type zoneCache struct {
 	mu      sync.Mutex
 	zones   map[string]bool
 	differs map[string]bool
-	keys    map[string]bool
+	keys    sync.Map // attribute key → valid
+	nkeys   atomic.Int64
 }
 
 func (z *zoneCache) valid(name string) bool {
@@ -95,19 +97,15 @@ func regionName(region string) string {
 	return region
 }
 
-// validKey checks an attribute key, remembering the answer (a file repeats its keys).
+// validKey checks an attribute key, remembering the answer (a file repeats its keys; the
+// validating goroutines read the map without a lock).
 func (z *zoneCache) validKey(k string) bool {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	if ok, seen := z.keys[k]; seen {
-		return ok
+	if ok, seen := z.keys.Load(k); seen {
+		return ok.(bool)
 	}
 	ok := len(k) <= maxAttributeKey && attrKeyPattern.MatchString(k)
-	if z.keys == nil {
-		z.keys = map[string]bool{}
-	}
-	if len(z.keys) < 10000 {
-		z.keys[k] = ok
+	if z.nkeys.Add(1) <= 10000 {
+		z.keys.Store(k, ok)
 	}
 	return ok
 }
