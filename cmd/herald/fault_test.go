@@ -308,21 +308,13 @@ func TestFaultRedisFlushed(t *testing.T) {
 
 // TestFaultSlowCampaignTwoSagas: two saga processes share a campaign limited to 12 messages a
 // minute. A worker records send_attempted, then waits for its rate-limit slot; with 32 workers
-// the last slots are more than 2 minutes away, so the attempt looks abandoned to the other
-// process (its lease expired after 1 min, the attempt is due for reconciliation 2 min after it
-// was recorded): it lists Twilio, finds nothing yet, schedules a retry and sends it — and the
-// first worker, when its slot comes, sends too.
-//
-// Measured (HERALD_KNOWN_BUGS=1 make test-faults): 8 of 32 messages created twice, ~3.5 min.
+// the last slots are more than 2 minutes away. Before the fix the attempt looked abandoned to
+// the other process (the lease expired after 1 min, the attempt was due for reconciliation 2
+// min after it was recorded): it listed Twilio, found nothing yet, retried and sent — and the
+// first worker, when its slot came, sent too (8 of 32 messages created twice). The worker now
+// renews its lease while it waits, and sends nothing if it lost it. ~3 min.
 func TestFaultSlowCampaignTwoSagas(t *testing.T) {
 	faultTests(t)
-	if os.Getenv("HERALD_KNOWN_BUGS") == "" {
-		t.Skip("bug: commands/saga/send.go appends send_attempted (line 274) before waiting for the rate-limit " +
-			"slot (line 285); the send lease (1 min, never renewed) and the attempt's due time (projections." +
-			"StaleAttempt, 2 min) expire while the worker still waits, so another saga process reconciles the " +
-			"attempt, finds nothing at Twilio, retries and sends, and the first worker then sends too " +
-			"(HERALD_KNOWN_BUGS=1 runs this test)")
-	}
 	t.Parallel()
 	s := newStack(t, nil)
 	s.startHerald("herald-api", "api,relay,projections", s.addr, nil)

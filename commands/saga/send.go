@@ -278,16 +278,60 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 	// The rate slot is taken last, so nothing but the HTTP call lies between the slot and
 	// Twilio receiving the message: the limits hold where Twilio measures them. An error here
 	// (the context ended) leaves the attempt to reconciliation, like a crash would.
+	// A slow campaign's slot may be minutes away: the lease is renewed while waiting, so no
+	// other process takes the message for a stale attempt and sends it too; if the lease is lost
+	// (Postgres unreachable for a lease), nothing is sent and reconciliation decides later.
 	var rate events.RateLimit
 	if c != nil {
 		rate = c.rate
 	}
-	if err := s.limits.wait(ctx, s.twilio.From(), m.queued.CampaignID, rate); err != nil {
-		return err
+	held, release := s.holdLease(ctx, m.id)
+	waitErr := s.limits.wait(held, s.twilio.From(), m.queued.CampaignID, rate)
+	if lost := release(); lost || waitErr != nil {
+		if lost {
+			return nil
+		}
+		return waitErr
 	}
 	accepted, err := s.twilio.Send(ctx, sender.Message{MessageID: m.id, Attempt: plan.Attempt, To: m.queued.Phone,
 		Body: bodyUnlessContent(plan), ContentSID: plan.ContentSID, ContentVariables: plan.ContentVariables})
 	return s.recordResult(ctx, m, c, accepted, err)
+}
+
+// holdLease renews this process's lease on a message every third of Lease until release is
+// called. The returned context ends when a renewal finds the lease gone; release reports that.
+func (s *Saga) holdLease(ctx context.Context, id uuid.UUID) (context.Context, func() (lost bool)) {
+	held, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var lost bool
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-held.Done():
+				return
+			case <-t.C:
+			}
+			tag, err := s.pool.Exec(held, `UPDATE send_leases SET lease_until = now() + $3::interval WHERE message_id = $1 AND owner = $2`,
+				id, s.cfg.Owner, s.cfg.Lease)
+			if held.Err() != nil {
+				return
+			}
+			if err != nil || tag.RowsAffected() == 0 {
+				lost = true
+				s.log.Warn().Err(err).Str("message_id", id.String()).Msg("send lease lost while waiting for a rate slot; not sending")
+				cancel()
+				return
+			}
+		}
+	}()
+	return held, func() bool {
+		cancel()
+		<-done
+		return lost
+	}
 }
 
 func bodyUnlessContent(p events.MessageSendAttempted) string {
