@@ -144,3 +144,12 @@ func TestBackoffGrowsWithJitterAndHonoursRetryAfter(t *testing.T) {
 	}
 	assert.Equal(t, 2*time.Minute, backoff(p, 1, 2*time.Minute), "Retry-After wins when longer")
 }
+
+func TestReconcileDaysCoverMidnight(t *testing.T) {
+	t.Parallel()
+	day := func(s string) time.Time { d, _ := time.Parse("2006-01-02", s); return d }
+	assert.Equal(t, []time.Time{day("2026-11-27")}, reconcileDays(time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC)))
+	assert.Equal(t, []time.Time{day("2026-11-27"), day("2026-11-28")}, reconcileDays(time.Date(2026, 11, 27, 23, 30, 0, 0, time.UTC)))
+	lima := time.FixedZone("PET", -5*3600)
+	assert.Equal(t, []time.Time{day("2026-11-28")}, reconcileDays(time.Date(2026, 11, 27, 20, 0, 0, 0, lima)), "days are UTC days")
+}

@@ -389,9 +389,15 @@ func (s *Saga) reconcile(ctx context.Context, b *batch, m *message, why string) 
 			return err
 		}
 	}
-	found, err := s.twilio.List(ctx, sender.ListFilter{To: "whatsapp:" + m.queued.Phone, DateSent: m.last.At.UTC().Truncate(24 * time.Hour), Limit: 100})
-	if err != nil {
-		return fmt.Errorf("reconcile %s: %w", m.id, err)
+	// Twilio filters by the UTC day a message was sent; an attempt just before midnight may
+	// have been sent the next day.
+	var found []sender.MessageInfo
+	for _, day := range reconcileDays(m.last.At) {
+		page, err := s.twilio.List(ctx, sender.ListFilter{To: "whatsapp:" + m.queued.Phone, DateSent: day, Limit: 100})
+		if err != nil {
+			return fmt.Errorf("reconcile %s: %w", m.id, err)
+		}
+		found = append(found, page...)
 	}
 	for _, info := range found {
 		if info.DateCreated.Before(m.last.At.Add(-time.Minute)) {
@@ -407,13 +413,22 @@ func (s *Saga) reconcile(ctx context.Context, b *batch, m *message, why string) 
 		_, err := s.appendTo(ctx, m, events.MessageFailed{Attempt: m.attempts, Reason: events.ReasonAttemptsExhausted + ": not found at Twilio"})
 		return err
 	}
-	_, err = s.appendTo(ctx, m, events.MessageRetryScheduled{Attempt: m.attempts, Reason: "not found at Twilio after an unknown outcome", At: s.now()})
+	_, err := s.appendTo(ctx, m, events.MessageRetryScheduled{Attempt: m.attempts, Reason: "not found at Twilio after an unknown outcome", At: s.now()})
 	return err
 }
 
 // statusFresh is how old a campaign status read before a send may be: pause and cancel take
 // effect within a second.
 const statusFresh = 250 * time.Millisecond
+
+// reconcileDays are the UTC days an attempt made at "at" may have been sent on.
+func reconcileDays(at time.Time) []time.Time {
+	day := at.UTC().Truncate(24 * time.Hour)
+	if next := at.UTC().Add(time.Hour).Truncate(24 * time.Hour); !next.Equal(day) {
+		return []time.Time{day, next}
+	}
+	return []time.Time{day}
+}
 
 func (s *Saga) campaignStatus(ctx context.Context, id string) (string, error) {
 	s.statusMu.Lock()
