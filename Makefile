@@ -26,7 +26,7 @@ PROJECTION ?= all
 # Every Go file git knows of or would add (tracked, plus untracked ones that are not ignored).
 GO_FILES := git ls-files -z --cached --others --exclude-standard -- '*.go'
 
-.PHONY: help build run migrate rebuild services test-services test test-short test-faults bench lint fmt up down clean
+.PHONY: help build run migrate rebuild services test-services test test-short test-faults bench lint fmt up down clean demo-recording
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -62,6 +62,17 @@ test-short: test-services ## run the tests in -short mode
 
 bench: test-services ## run every benchmark once at full size; output in bench.out
 	HERALD_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime=1x -timeout 60m ./... | tee bench.out
+
+DEMO_FRAMES := $(or $(TMPDIR),/tmp)/herald-demo-frames
+
+demo-recording: test-services ## walk through the UI in headless Chromium: docs/demo.webm and docs/screenshots/*.png (needs chromium, ffmpeg)
+	rm -rf docs/screenshots "$(DEMO_FRAMES)" && mkdir -p docs/screenshots
+	HERALD_DEMO_SHOTS="$(CURDIR)/docs/screenshots" HERALD_DEMO_FRAMES="$(DEMO_FRAMES)" HERALD_DEMO_PAUSE=1500ms \
+	  $(GO) test ./web/ui -run '^TestBrowserWalkthrough$$' -count=1 -v
+	cd "$(DEMO_FRAMES)" && ffmpeg -y -loglevel error -f concat -safe 0 -i frames.txt \
+	  -vf "fps=10,scale=1280:-2,format=yuv420p" -c:v libvpx-vp9 -b:v 0 -crf 45 -row-mt 1 -deadline good -cpu-used 5 \
+	  "$(CURDIR)/docs/demo.webm"
+	ls -lh docs/demo.webm docs/screenshots
 
 lint: ## check gofmt and go vet
 	@unformatted=$$($(GO_FILES) | xargs -0 -r gofmt -l); \
