@@ -15,14 +15,12 @@ import (
 	"herald/commands"
 	"herald/commands/saga"
 	"herald/events"
-	"herald/events/relay"
 	"herald/events/store"
-	"herald/events/transport"
 	"herald/events/transport/transporttest"
 	"herald/handlers/twilio"
 	"herald/handlers/twilio/sender"
 	"herald/handlers/twilio/twiliosim"
-	"herald/projections"
+	"herald/projections/projectionstest"
 	"herald/schema/schematest"
 )
 
@@ -52,15 +50,10 @@ func newWorldWith(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config, ru
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := store.New(db.Pool, store.Config{})
 	require.NoError(t, err)
+	t.Cleanup(s.Close)
 	reg := events.DefaultRegistry()
 
-	pub, err := transport.NewPublisher(rds.Opts, rds.Transport, transport.NewLoggerAdapter(log))
-	require.NoError(t, err)
-	rl, err := relay.New(relay.Config{Schema: db.Name, Transport: rds.Transport, PollInterval: 100 * time.Millisecond}, db.Pool, rds.Client, pub, log, nil)
-	require.NoError(t, err)
-	runner, err := projections.NewRunner(projections.Config{Transport: rds.Transport, PollInterval: 100 * time.Millisecond,
-		Consumer: uuid.NewString()}, db.Pool, reg, rds.Opts, projections.All(), log, nil)
-	require.NoError(t, err)
+	projectionstest.Start(t, db, rds)
 
 	// Herald's webhooks, where the simulator posts status callbacks.
 	r := mux.NewRouter()
@@ -91,9 +84,7 @@ func newWorldWith(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config, ru
 	sg, err := saga.New(sagaCfg, s, reg, rds.Client, tw, log)
 	require.NoError(t, err)
 
-	done := make(chan struct{}, 3)
-	go func() { _ = rl.Run(ctx); done <- struct{}{} }()
-	go func() { _ = runner.Run(ctx); done <- struct{}{} }()
+	done := make(chan struct{}, 1)
 	go func() {
 		if running {
 			_ = sg.Run(ctx)
@@ -102,14 +93,10 @@ func newWorldWith(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config, ru
 	}()
 	t.Cleanup(func() {
 		cancel()
-		for range 3 {
-			<-done
-		}
+		<-done
 		sim.Close()
 		herald.Close()
 		tw.Close()
-		pub.Close()
-		s.Close()
 	})
 	return &world{t: t, db: db, store: s, sim: sim, saga: sg, catalog: commands.NewCatalog(s, reg), users: commands.NewUsers(s, reg), ctx: ctx}
 }

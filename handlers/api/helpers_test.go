@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,18 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"herald/events"
-	"herald/events/relay"
 	"herald/events/store"
-	"herald/events/transport"
 	"herald/events/transport/transporttest"
 	"herald/handlers/api"
-	"herald/projections"
+	"herald/projections/projectionstest"
 	"herald/schema/schematest"
 )
 
@@ -50,18 +46,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(s.Close)
 	reg := events.DefaultRegistry()
 
-	pub, err := transport.NewPublisher(rds.Opts, rds.Transport, transport.NewLoggerAdapter(log))
-	require.NoError(t, err)
-	rl, err := relay.New(relay.Config{Schema: db.Name, Transport: rds.Transport, PollInterval: 100 * time.Millisecond},
-		db.Pool, rds.Client, pub, log, nil)
-	require.NoError(t, err)
-	runner, err := projections.NewRunner(projections.Config{Transport: rds.Transport, PollInterval: 200 * time.Millisecond,
-		Consumer: uuid.NewString()}, db.Pool, reg, rds.Opts, projections.All(), log, nil)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, 2)
-	go func() { _ = rl.Run(ctx); done <- struct{}{} }()
-	go func() { _ = runner.Run(ctx); done <- struct{}{} }()
+	projectionstest.Start(t, db, rds)
 
 	keys, err := api.ParseKeys(adminKey + "," + readKey + ":read")
 	require.NoError(t, err)
@@ -70,13 +55,7 @@ func newEnv(t *testing.T) *env {
 	r := mux.NewRouter()
 	a.Register(r)
 	srv := httptest.NewServer(r)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		<-done
-		<-done
-		pub.Close()
-	})
+	t.Cleanup(srv.Close)
 	return &env{t: t, db: db, store: s, srv: srv}
 }
 

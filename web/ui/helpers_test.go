@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -23,15 +22,14 @@ import (
 	"herald/commands"
 	"herald/commands/saga"
 	"herald/events"
-	"herald/events/relay"
 	"herald/events/store"
-	"herald/events/transport"
 	"herald/events/transport/transporttest"
 	"herald/handlers/api"
 	"herald/handlers/twilio"
 	"herald/handlers/twilio/sender"
 	"herald/handlers/twilio/twiliosim"
 	"herald/projections"
+	"herald/projections/projectionstest"
 	"herald/schema/schematest"
 	"herald/web/ui"
 )
@@ -59,16 +57,10 @@ func newWorld(t testing.TB, withSaga bool) *world {
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := store.New(db.Pool, store.Config{})
 	require.NoError(t, err)
+	t.Cleanup(s.Close)
 	reg := events.DefaultRegistry()
 
-	pub, err := transport.NewPublisher(rds.Opts, rds.Transport, transport.NewLoggerAdapter(log))
-	require.NoError(t, err)
-	rl, err := relay.New(relay.Config{Schema: db.Name, Transport: rds.Transport, PollInterval: 50 * time.Millisecond},
-		db.Pool, rds.Client, pub, log, nil)
-	require.NoError(t, err)
-	runner, err := projections.NewRunner(projections.Config{Transport: rds.Transport, PollInterval: 100 * time.Millisecond,
-		Consumer: uuid.NewString()}, db.Pool, reg, rds.Opts, projections.All(), log, nil)
-	require.NoError(t, err)
+	projectionstest.Start(t, db, rds)
 
 	r := mux.NewRouter()
 	srv := httptest.NewServer(r)
@@ -92,10 +84,8 @@ func newWorld(t testing.TB, withSaga bool) *world {
 	require.NoError(t, err)
 	pages.Register(r)
 
-	n := 3
-	done := make(chan struct{}, 4)
-	go func() { _ = rl.Run(ctx); done <- struct{}{} }()
-	go func() { _ = runner.Run(ctx); done <- struct{}{} }()
+	n := 1
+	done := make(chan struct{}, 2)
 	go func() { _ = a.Run(ctx); done <- struct{}{} }()
 	var tw *sender.Sender
 	if withSaga {
@@ -118,8 +108,6 @@ func newWorld(t testing.TB, withSaga bool) *world {
 		if tw != nil {
 			tw.Close()
 		}
-		pub.Close()
-		s.Close()
 	})
 	w := &world{t: t, db: db, srv: srv, sim: sim}
 	w.ready()
