@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -129,6 +130,26 @@ func burstyWorkload(t testing.TB, s *store.Store, n int, seed uint64) int {
 	return len(recs)
 }
 
+// waitLogReadable waits until everything committed so far is readable: another test's open
+// transaction in the same cluster holds the read horizon back, and a reader that stops at the
+// horizon would call an unreadable log caught up.
+func waitLogReadable(t testing.TB, pool *pgxpool.Pool) {
+	t.Helper()
+	head, err := store.Last(context.Background(), pool)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		visible, err := store.Head(ctx, pool)
+		require.NoError(t, err)
+		if !visible.Less(head) {
+			return
+		}
+		require.NoError(t, ctx.Err(), "the log did not become readable")
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // applyInto applies the whole visible log to p's tables in schema (copies of the live tables),
 // per event or set-based, in pages of limit log rows, and returns how often a set-based page
 // fell back to per-event apply and how many pages were applied as read ahead.
@@ -186,19 +207,7 @@ func TestApplyBatchEqualsApply(t *testing.T) {
 	s := newStore(t, db)
 	total := mixedWorkload(t, s, 60, 7)
 	total += burstyWorkload(t, s, 4000, 7)
-	head, err := store.Last(context.Background(), db.Pool)
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for { // the whole log readable (another test's transaction may hold the horizon back)
-		visible, err := store.Head(ctx, db.Pool)
-		require.NoError(t, err)
-		if !visible.Less(head) {
-			break
-		}
-		require.NoError(t, ctx.Err(), "the log did not become readable")
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitLogReadable(t, db.Pool)
 
 	reference := copySchema(t, db, "per_event")
 	variants := map[string]int{"batch_1000": 1000, "batch_97": 97, "batch_5": 5}
@@ -497,6 +506,7 @@ func TestReadingBatchProjectionIsNotPrepared(t *testing.T) {
 	}
 	_, err := h.store.AppendBulk(context.Background(), recs)
 	require.NoError(t, err)
+	waitLogReadable(t, h.db.Pool)
 
 	a := newApplier(c, events.DefaultRegistry())
 	cur := liveCursor{pool: h.db.Pool, name: c.Name()}
