@@ -3,6 +3,7 @@ package saga_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -128,4 +129,35 @@ func TestTriggerReachesItsAudienceWithItsPayload(t *testing.T) {
 	assert.Equal(t, "whatsapp:+51987661001", creates[0].Form.Get("To"))
 	assert.Equal(t, "Bajó Zapatillas: S/ 199.9", creates[0].Form.Get("Body"))
 	assert.Equal(t, 1, w.count(`SELECT count(*) FROM messages WHERE trigger_id = 'evt-1'`))
+}
+
+// TestPauseTakesEffectWithinASecond: a campaign sending at 2/s is paused mid-way; a second
+// later nothing more reaches the simulator (messages waiting for a rate slot are not sent);
+// resumed, every message is sent once.
+func TestPauseTakesEffectWithinASecond(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, twiliosim.Config{CallbackLatency: -1}, saga.Config{Workers: 8})
+	recent := time.Now().Add(-time.Hour)
+	const n = 10
+	for i := 0; i < n; i++ {
+		w.user(fmt.Sprintf("+5198768%04d", i), map[string]any{"first_name": "X"}, events.ConsentOptIn, recent, "deals")
+	}
+	cmp := w.campaign("Hola {first_name}", events.RateLimit{PerSecond: 2}, nil)
+	w.eventually(30*time.Second, func() bool { return len(w.sim.Creates("")) >= 2 }, "the first sends")
+	_, err := w.catalog.ChangeCampaignStatus(w.ctx, cmp, events.CampaignPaused, "test", store.AnyVersion, events.Metadata{})
+	require.NoError(t, err)
+	time.Sleep(time.Second + 100*time.Millisecond) // status reads are at most 250 ms old; a send in flight finishes
+	atPause := len(w.sim.Creates(""))
+	time.Sleep(2 * time.Second)
+	assert.Equal(t, atPause, len(w.sim.Creates("")), "nothing sent more than a second after the pause")
+	assert.Less(t, atPause, n)
+
+	_, err = w.catalog.ChangeCampaignStatus(w.ctx, cmp, events.CampaignRunning, "test", store.AnyVersion, events.Metadata{})
+	require.NoError(t, err)
+	w.eventually(60*time.Second, func() bool {
+		return w.count(`SELECT count(*) FROM messages WHERE campaign_id = $1 AND state = 'accepted'`, cmp) == n
+	}, "every message accepted after the resume")
+	for i := 0; i < n; i++ {
+		assert.Equal(t, 1, w.createdFor(saga.MessageID(cmp+"/once", fmt.Sprintf("+5198768%04d", i))))
+	}
 }

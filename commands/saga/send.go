@@ -293,6 +293,20 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		}
 		return waitErr
 	}
+	if c != nil {
+		// The wait for a slot may have been long: a pause or a cancel during it still wins.
+		// Nothing was sent, so the attempt ends definitely unsent.
+		switch status, err := s.campaignStatus(ctx, c.id); {
+		case err != nil:
+			return err
+		case status == events.CampaignCancelled:
+			_, err := s.appendTo(ctx, m, events.MessageCancelled{Reason: "campaign cancelled"})
+			return err
+		case status == events.CampaignPaused:
+			_, err := s.appendTo(ctx, m, events.MessageRetryScheduled{Attempt: plan.Attempt, Reason: "campaign paused before the send", At: s.now()})
+			return err
+		}
+	}
 	accepted, err := s.twilio.Send(ctx, sender.Message{MessageID: m.id, Attempt: plan.Attempt, To: m.queued.Phone,
 		Body: bodyUnlessContent(plan), ContentSID: plan.ContentSID, ContentVariables: plan.ContentVariables})
 	return s.recordResult(ctx, m, c, accepted, err)
