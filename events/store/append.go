@@ -46,33 +46,7 @@ func (s *Store) AppendExisting(ctx context.Context, streamID string, recs ...eve
 	if len(recs) == 0 {
 		return AppendResult{}, errors.New("append: no records")
 	}
-	for i := range recs {
-		if recs[i].StreamID != "" && recs[i].StreamID != streamID {
-			return AppendResult{}, fmt.Errorf("append to %s: record %d names stream %s", streamID, i, recs[i].StreamID)
-		}
-		if err := validateRecord(recs[i]); err != nil {
-			return AppendResult{}, fmt.Errorf("append to %s: record %d: %w", streamID, i, err)
-		}
-	}
-	req := &appendRequest{streamID: streamID, expected: anyExisting, recs: recs, reply: make(chan appendReply, 1)}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return AppendResult{}, ErrClosed
-	}
-	select {
-	case s.queueFor(streamID) <- req:
-		s.closeMu.RUnlock()
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return AppendResult{}, ctx.Err()
-	}
-	select {
-	case r := <-req.reply:
-		return r.res, r.err
-	case <-ctx.Done():
-		return AppendResult{}, ctx.Err()
-	}
+	return s.submit(ctx, streamID, anyExisting, recs)
 }
 
 // atHead reports whether a request is appended at its stream's head (read by the committer).

@@ -163,6 +163,12 @@ func (s *Store) Append(ctx context.Context, streamID string, expected int, recs 
 	if expected < AnyVersion {
 		return AppendResult{}, fmt.Errorf("append to %s: invalid expected version %d", streamID, expected)
 	}
+	return s.submit(ctx, streamID, expected, recs)
+}
+
+// submit validates recs, queues them for a committer and waits for the outcome. expected is a
+// version, AnyVersion or anyExisting.
+func (s *Store) submit(ctx context.Context, streamID string, expected int, recs []events.Record) (AppendResult, error) {
 	for i := range recs {
 		if recs[i].StreamID != "" && recs[i].StreamID != streamID {
 			return AppendResult{}, fmt.Errorf("append to %s: record %d names stream %s", streamID, i, recs[i].StreamID)
