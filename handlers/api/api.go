@@ -311,6 +311,20 @@ func (a *API) applied(ctx context.Context, written commands.Written, projectionN
 	return true, nil
 }
 
+// answerNoContent answers 204 once the projections no longer show what the command removed,
+// or 202.
+func (a *API) answerNoContent(w http.ResponseWriter, r *http.Request, written commands.Written, projectionNames ...string) error {
+	ok, err := a.applied(r.Context(), written, projectionNames...)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return accepted(w, r, "", written)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // accepted answers 202: the command is stored, its read model will show it shortly.
 func accepted(w http.ResponseWriter, r *http.Request, location string, written commands.Written) error {
 	if location != "" {

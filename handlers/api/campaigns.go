@@ -140,11 +140,7 @@ func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	id, expected, err := target(r)
 	if err != nil {
 		return err
 	}
@@ -173,11 +169,7 @@ const (
 
 func (a *API) campaignAction(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := idParam(r)
-		if err != nil {
-			return err
-		}
-		expected, err := ifMatch(r)
+		id, expected, err := target(r)
 		if err != nil {
 			return err
 		}
@@ -256,11 +248,7 @@ func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) error {
 // {"kind":"cron","cron":…,"timezone":…} recurring, each occurrence its own run — and moves it
 // to scheduled; the saga starts each run when it is due.
 func (a *API) scheduleCampaign(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	id, expected, err := target(r)
 	if err != nil {
 		return err
 	}

@@ -107,11 +107,7 @@ func (c collection[T]) answer(a *API, w http.ResponseWriter, r *http.Request, st
 // remove serves DELETE /v1/<nouns>/{id} with the command del.
 func (c collection[T]) remove(a *API, del func(context.Context, string, int, events.Metadata) (commands.Written, error)) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		id, err := idParam(r)
-		if err != nil {
-			return err
-		}
-		expected, err := ifMatch(r)
+		id, expected, err := target(r)
 		if err != nil {
 			return err
 		}
@@ -125,13 +121,5 @@ func (c collection[T]) remove(a *API, del func(context.Context, string, int, eve
 
 // answerDeleted answers 204 once the read model no longer shows the resource, or 202.
 func (c collection[T]) answerDeleted(a *API, w http.ResponseWriter, r *http.Request, written commands.Written) error {
-	ok, err := a.applied(r.Context(), written, c.projection)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return accepted(w, r, "", written)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return a.answerNoContent(w, r, written, c.projection)
 }

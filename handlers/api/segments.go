@@ -94,11 +94,7 @@ func (a *API) createSegment(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) replaceSegment(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	id, expected, err := target(r)
 	if err != nil {
 		return err
 	}
@@ -130,6 +126,15 @@ func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error { return 
 
 func (a *API) listSegments(w http.ResponseWriter, r *http.Request) error {
 	return a.segments.list(w, r, "")
+}
+
+// target reads the resource a write is about ({id}) and If-Match.
+func target(r *http.Request) (id string, expected int, err error) {
+	if id, err = idParam(r); err != nil {
+		return "", 0, err
+	}
+	expected, err = ifMatch(r)
+	return id, expected, err
 }
 
 func idParam(r *http.Request) (string, error) {

@@ -67,11 +67,7 @@ func (a *API) createTemplate(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) replaceTemplate(w http.ResponseWriter, r *http.Request) error {
-	id, err := idParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	id, expected, err := target(r)
 	if err != nil {
 		return err
 	}

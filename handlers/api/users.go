@@ -49,6 +49,15 @@ func (a *API) readUser(ctx context.Context, phone string) (User, error) {
 	return u, err
 }
 
+// userTarget reads the user a write is about ({phone} in any common format) and If-Match.
+func (a *API) userTarget(r *http.Request) (phone string, expected int, err error) {
+	if phone, err = a.phoneParam(r); err != nil {
+		return "", 0, err
+	}
+	expected, err = ifMatch(r)
+	return phone, expected, err
+}
+
 // phoneParam reads {phone} from the path in any common format.
 func (a *API) phoneParam(r *http.Request) (string, error) {
 	return commands.NormalizePhone(mux.Vars(r)["phone"], a.cfg.DefaultRegion)
@@ -126,11 +135,7 @@ func (a *API) upsertUser(w http.ResponseWriter, r *http.Request) error {
 // patchUser changes attributes (merge; null deletes a key), locale and time zone. Consent and
 // topics have their own routes, so PATCH refuses them along with any other field.
 func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
-	phone, err := a.phoneParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	phone, expected, err := a.userTarget(r)
 	if err != nil {
 		return err
 	}
@@ -159,11 +164,7 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	phone, err := a.phoneParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	phone, expected, err := a.userTarget(r)
 	if err != nil {
 		return err
 	}
@@ -172,23 +173,11 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ok, err := a.applied(r.Context(), written, "users", "subscriptions", "inbound_messages")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return accepted(w, r, "", written)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return a.answerNoContent(w, r, written, "users", "subscriptions", "inbound_messages")
 }
 
 func (a *API) setConsent(w http.ResponseWriter, r *http.Request) error {
-	phone, err := a.phoneParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	phone, expected, err := a.userTarget(r)
 	if err != nil {
 		return err
 	}
@@ -220,11 +209,7 @@ func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) setSubscription(w http.ResponseWriter, r *http.Request, on bool) error {
-	phone, err := a.phoneParam(r)
-	if err != nil {
-		return err
-	}
-	expected, err := ifMatch(r)
+	phone, expected, err := a.userTarget(r)
 	if err != nil {
 		return err
 	}
