@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"herald/commands"
@@ -123,40 +122,31 @@ func (a *API) checkCampaign(ctx context.Context, id string, b campaignBody) (eve
 }
 
 func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) error {
-	var b campaignBody
-	if err := a.decode(w, r, &b); err != nil {
-		return err
-	}
-	id := uuid.NewString()
-	c, err := a.checkCampaign(r.Context(), id, b)
-	if err != nil {
-		return err
-	}
-	written, err := a.catalog.SaveCampaign(r.Context(), c, true, -1, metadata(r))
-	if err != nil {
-		return err
-	}
-	return a.campaigns.answer(a, w, r, http.StatusCreated, id, written)
+	return a.saveCampaign(w, r, true)
 }
 
 func (a *API) replaceCampaign(w http.ResponseWriter, r *http.Request) error {
-	id, expected, err := target(r)
+	return a.saveCampaign(w, r, false)
+}
+
+func (a *API) saveCampaign(w http.ResponseWriter, r *http.Request, create bool) error {
+	id, expected, status, err := saveTarget(r, create)
 	if err != nil {
 		return err
 	}
-	var b campaignBody
-	if err := a.decode(w, r, &b); err != nil {
+	var body campaignBody
+	if err := a.decode(w, r, &body); err != nil {
 		return err
 	}
-	c, err := a.checkCampaign(r.Context(), id, b)
+	c, err := a.checkCampaign(r.Context(), id, body)
 	if err != nil {
 		return err
 	}
-	written, err := a.catalog.SaveCampaign(r.Context(), c, false, expected, metadata(r))
+	written, err := a.catalog.SaveCampaign(r.Context(), c, create, expected, metadata(r))
 	if err != nil {
 		return err
 	}
-	return a.campaigns.answer(a, w, r, http.StatusOK, id, written)
+	return a.campaigns.answer(a, w, r, status, id, written)
 }
 
 // Campaign actions. The runner (a later piece) acts on the status; here they move it.

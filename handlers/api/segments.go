@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"herald/events"
+	"herald/events/store"
 	"herald/projections/segment"
 )
 
@@ -76,42 +77,32 @@ func compactJSON(raw json.RawMessage) (json.RawMessage, error) {
 }
 
 func (a *API) createSegment(w http.ResponseWriter, r *http.Request) error {
-	var b segmentBody
-	if err := a.decode(w, r, &b); err != nil {
-		return err
-	}
-	rule, err := b.check()
-	if err != nil {
-		return err
-	}
-	id := uuid.NewString()
-	written, err := a.catalog.SaveSegment(r.Context(), events.SegmentSaved{ID: id, Name: b.Name, Description: b.Description, Rule: rule},
-		true, -1, metadata(r))
-	if err != nil {
-		return err
-	}
-	return a.segments.answer(a, w, r, http.StatusCreated, id, written)
+	return a.saveSegment(w, r, true)
 }
 
 func (a *API) replaceSegment(w http.ResponseWriter, r *http.Request) error {
-	id, expected, err := target(r)
+	return a.saveSegment(w, r, false)
+}
+
+func (a *API) saveSegment(w http.ResponseWriter, r *http.Request, create bool) error {
+	id, expected, status, err := saveTarget(r, create)
 	if err != nil {
 		return err
 	}
-	var b segmentBody
-	if err := a.decode(w, r, &b); err != nil {
+	var body segmentBody
+	if err := a.decode(w, r, &body); err != nil {
 		return err
 	}
-	rule, err := b.check()
+	rule, err := body.check()
 	if err != nil {
 		return err
 	}
-	written, err := a.catalog.SaveSegment(r.Context(), events.SegmentSaved{ID: id, Name: b.Name, Description: b.Description, Rule: rule},
-		false, expected, metadata(r))
+	written, err := a.catalog.SaveSegment(r.Context(), events.SegmentSaved{ID: id, Name: body.Name, Description: body.Description, Rule: rule},
+		create, expected, metadata(r))
 	if err != nil {
 		return err
 	}
-	return a.segments.answer(a, w, r, http.StatusOK, id, written)
+	return a.segments.answer(a, w, r, status, id, written)
 }
 
 const segmentColumns = `id, name, description, rule, created_at, updated_at, version`
@@ -126,6 +117,16 @@ func (a *API) getSegment(w http.ResponseWriter, r *http.Request) error { return 
 
 func (a *API) listSegments(w http.ResponseWriter, r *http.Request) error {
 	return a.segments.list(w, r, "")
+}
+
+// saveTarget is what a create or a replace writes to: a new id, at no particular version,
+// answered 201; or the path's id at the If-Match version, answered 200.
+func saveTarget(r *http.Request, create bool) (id string, expected, status int, err error) {
+	if create {
+		return uuid.NewString(), store.AnyVersion, http.StatusCreated, nil
+	}
+	id, expected, err = target(r)
+	return id, expected, http.StatusOK, err
 }
 
 // target reads the resource a write is about ({id}) and If-Match.

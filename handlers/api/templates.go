@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"herald/commands"
@@ -50,40 +49,31 @@ func templateEvent(id string, t template.Template) events.TemplateSaved {
 }
 
 func (a *API) createTemplate(w http.ResponseWriter, r *http.Request) error {
-	var b template.Template
-	if err := a.decode(w, r, &b); err != nil {
-		return err
-	}
-	t, err := checkTemplate(b)
-	if err != nil {
-		return err
-	}
-	id := uuid.NewString()
-	written, err := a.catalog.SaveTemplate(r.Context(), templateEvent(id, t), true, -1, metadata(r))
-	if err != nil {
-		return err
-	}
-	return a.templates.answer(a, w, r, http.StatusCreated, id, written)
+	return a.saveTemplate(w, r, true)
 }
 
 func (a *API) replaceTemplate(w http.ResponseWriter, r *http.Request) error {
-	id, expected, err := target(r)
+	return a.saveTemplate(w, r, false)
+}
+
+func (a *API) saveTemplate(w http.ResponseWriter, r *http.Request, create bool) error {
+	id, expected, status, err := saveTarget(r, create)
 	if err != nil {
 		return err
 	}
-	var b template.Template
-	if err := a.decode(w, r, &b); err != nil {
+	var body template.Template
+	if err := a.decode(w, r, &body); err != nil {
 		return err
 	}
-	t, err := checkTemplate(b)
+	t, err := checkTemplate(body)
 	if err != nil {
 		return err
 	}
-	written, err := a.catalog.SaveTemplate(r.Context(), templateEvent(id, t), false, expected, metadata(r))
+	written, err := a.catalog.SaveTemplate(r.Context(), templateEvent(id, t), create, expected, metadata(r))
 	if err != nil {
 		return err
 	}
-	return a.templates.answer(a, w, r, http.StatusOK, id, written)
+	return a.templates.answer(a, w, r, status, id, written)
 }
 
 const templateColumns = `id, name, channel, default_locale, variants, created_at, updated_at, version`

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"herald/commands"
+	"herald/events/store"
 )
 
 // User is a user as the API shows it.
@@ -121,7 +122,7 @@ func (a *API) upsertUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	written, err := a.users.Save(r.Context(), commands.SaveUser{Phone: phone, Attributes: b.Attributes, Locale: b.Locale,
 		Timezone: b.Timezone, Consent: b.Consent, ConsentReason: b.ConsentReason, Topics: b.Topics,
-		Expected: -1, Source: "api", Metadata: metadata(r)})
+		Expected: store.AnyVersion, Source: "api", Metadata: metadata(r)})
 	if err != nil {
 		return err
 	}
