@@ -142,6 +142,7 @@ func (a *API) routes() []route {
 		{http.MethodPut, "/v1/users/{phone}/consent", RoleAdmin, a.setConsent, false},
 		{http.MethodPut, "/v1/users/{phone}/subscriptions/{topic}", RoleAdmin, a.subscribe, false},
 		{http.MethodDelete, "/v1/users/{phone}/subscriptions/{topic}", RoleAdmin, a.unsubscribe, false},
+		{http.MethodGet, "/v1/users/{phone}/messages", RoleRead, a.userMessages, false},
 
 		{http.MethodGet, "/v1/segments", RoleRead, a.listSegments, false},
 		{http.MethodPost, "/v1/segments", RoleAdmin, a.createSegment, true},

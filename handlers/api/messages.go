@@ -243,3 +243,74 @@ func (a *API) getMessage(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, d)
 	return nil
 }
+
+// userMessageCursor is the sort key of the last message of a user's page: newest first.
+type userMessageCursor struct {
+	At time.Time `json:"at"`
+	ID string    `json:"id"`
+}
+
+// userMessages serves GET /v1/users/{phone}/messages: every outbound message to the user —
+// campaigns, triggers and replies — newest first (by queued_at, on the (phone, queued_at)
+// index), keyset-paged, filtered by state and campaign_id.
+func (a *API) userMessages(w http.ResponseWriter, r *http.Request) error {
+	phone, err := a.phoneParam(r)
+	if err != nil {
+		return err
+	}
+	var cur userMessageCursor
+	limit, err := pageParams(r, &cur)
+	if err != nil {
+		return err
+	}
+	f := messageFilter{}
+	f.where = append(f.where, "m.phone = "+f.arg(phone))
+	var errs fieldErrors
+	for key, values := range r.URL.Query() {
+		v := values[0]
+		switch key {
+		case "limit", "cursor":
+		case "state":
+			list := strings.Split(v, ",")
+			for _, s := range list {
+				if !slices.Contains(messageStates, s) {
+					errs.add(key, "%q is not a state (%s)", s, strings.Join(messageStates, ", "))
+				}
+			}
+			f.where = append(f.where, "m.state = ANY("+f.arg(list)+")")
+		case "campaign_id":
+			f.where = append(f.where, "m.campaign_id = "+f.arg(v))
+		default:
+			errs.add(key, "is not a filter (state, campaign_id, limit, cursor)")
+		}
+	}
+	if cur.ID != "" {
+		if _, err := uuid.Parse(cur.ID); err != nil {
+			errs.add("cursor", "is not a cursor this API returned")
+		}
+		f.where = append(f.where, "(m.queued_at, m.id) < ("+f.arg(cur.At)+", "+f.arg(cur.ID)+"::uuid)")
+	}
+	if err := errs.err(); err != nil {
+		return err
+	}
+	sql := messageSelect + " WHERE " + strings.Join(f.where, " AND ") + " ORDER BY m.queued_at DESC, m.id DESC LIMIT " + f.arg(limit+1)
+	rows, err := a.pool.Query(r.Context(), sql, f.args...)
+	if err != nil {
+		return err
+	}
+	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Message, error) { return scanMessage(row) })
+	if err != nil {
+		return err
+	}
+	page := Page[Message]{Items: items}
+	if len(items) > limit {
+		page.Items = items[:limit]
+		last := items[limit-1]
+		page.NextCursor = encodeCursor(userMessageCursor{At: last.QueuedAt, ID: last.ID})
+	}
+	if page.Items == nil {
+		page.Items = []Message{}
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
