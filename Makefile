@@ -26,7 +26,7 @@ PROJECTION ?= all
 # Every Go file git knows of or would add (tracked, plus untracked ones that are not ignored).
 GO_FILES := git ls-files -z --cached --others --exclude-standard -- '*.go'
 
-.PHONY: help build run migrate rebuild services test-services test test-short test-faults bench lint fmt up down clean demo-recording
+.PHONY: help build run migrate rebuild services test-services test test-short test-faults load bench lint fmt up down clean demo-recording
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test: test-services ## run every test, then the event store, relay and projectio
 
 test-faults: test-services ## the fault tests: Herald and the simulator as processes under 429s, 500s, stalls, SIGKILL, lost Redis (~5 min)
 	HERALD_FAULT_TESTS=1 $(GO) test -count=1 -run '^TestFault' -v -timeout 20m ./cmd/herald
+
+load: test-services ## the load test: webhooks + a running campaign + API reads for HERALD_LOAD_DURATION (5m), with a summary table
+	HERALD_LOAD_TEST=1 $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 30m ./cmd/herald
 
 test-short: test-services ## run the tests in -short mode
 	$(GO) test -short -count=1 -p 2 -timeout 10m ./...
