@@ -19,6 +19,46 @@ var funcs = template.FuncMap{
 	"join":     strings.Join,
 	"eta":      eta,
 	"hasField": hasField,
+	"history":  history,
+	"orDone":   orDone,
+}
+
+// history says in a sentence what a consent or subscription event of a user's stream did;
+// other events get their type only ("" when the map is not an event).
+func history(ev map[string]any) string {
+	d, _ := ev["data"].(map[string]any)
+	str := func(k string) string { v, _ := d[k].(string); return v }
+	by := ""
+	if src := str("source"); src != "" {
+		by = " (" + src + ")"
+	}
+	switch ev["type"] {
+	case "user.consent_changed":
+		line := "Consent set to " + str("consent") + by
+		if r := str("reason"); r != "" {
+			line += ": " + r
+		}
+		return line
+	case "user.subscribed":
+		return "Subscribed to " + str("topic") + by
+	case "user.unsubscribed":
+		return "Unsubscribed from " + str("topic") + by
+	case "user.created":
+		return "Created" + by
+	case "user.attributes_changed":
+		return "Profile changed" + by
+	}
+	t, _ := ev["type"].(string)
+	return t
+}
+
+// orDone is a timeline cursor for the next page's link: the side's next cursor, or "done"
+// when that side has no more.
+func orDone(cursor string) string {
+	if cursor == "" {
+		return "done"
+	}
+	return cursor
 }
 
 // parseTime reads the API's RFC 3339 strings (and nil or empty as "no time").

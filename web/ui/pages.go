@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -340,7 +341,36 @@ type userData struct {
 	U       user
 	Inbound []inbound
 	Window  windowState
-	Events  []map[string]any
+	// Timeline is a page of the messages from and to the user, interleaved newest first;
+	// InNext and OutNext are the cursors of each side's next page.
+	Timeline        []timelineItem
+	InNext, OutNext string
+	Events          []map[string]any
+	EventsNext      string
+}
+
+// timelineItem is one message of a profile's timeline: inbound (In) or outbound (Out).
+type timelineItem struct {
+	At  string
+	In  *inbound
+	Out *message
+}
+
+// interleave merges the newest-first inbound and outbound pages into one newest-first list.
+func interleave(in []inbound, out []message) []timelineItem {
+	items := make([]timelineItem, 0, len(in)+len(out))
+	for i := range in {
+		items = append(items, timelineItem{At: in[i].ReceivedAt, In: &in[i]})
+	}
+	for i := range out {
+		items = append(items, timelineItem{At: out[i].QueuedAt, Out: &out[i]})
+	}
+	slices.SortStableFunc(items, func(a, b timelineItem) int {
+		ta, _ := parseTime(a.At)
+		tb, _ := parseTime(b.At)
+		return tb.Compare(ta)
+	})
+	return items
 }
 
 type windowState struct {
@@ -372,16 +402,50 @@ func (u *UI) loadUser(r *http.Request, c client) (userData, error) {
 	return d, nil
 }
 
+// timelinePage is how many messages of each direction a profile page shows.
+const timelinePage = "25"
+
 func (u *UI) userShow(w http.ResponseWriter, r *http.Request, s session, c client) error {
-	d, err := u.loadUser(r, c)
-	if err != nil {
+	ctx := r.Context()
+	var d userData
+	if err := c.get(ctx, "/v1/users/"+esc(vars(r, "phone")), nil, &d.U); err != nil {
 		return err
 	}
+	d.Window = window(d.U, u.cfg.Now())
+	q := r.URL.Query()
+	// Each side pages on its own cursor: "older" moves both to where this page stopped.
+	var in list[inbound]
+	if q.Get("in") != "done" {
+		iq := url.Values{"phone": {d.U.Phone}, "limit": {timelinePage}}
+		if v := q.Get("in"); v != "" {
+			iq.Set("cursor", v)
+		}
+		if err := c.get(ctx, "/v1/inbound", iq, &in); err != nil {
+			return err
+		}
+	}
+	var out list[message]
+	if q.Get("out") != "done" {
+		oq := url.Values{"limit": {timelinePage}}
+		if v := q.Get("out"); v != "" {
+			oq.Set("cursor", v)
+		}
+		if err := c.get(ctx, "/v1/users/"+esc(d.U.Phone)+"/messages", oq, &out); err != nil {
+			return err
+		}
+	}
+	d.Inbound = in.Items
+	d.Timeline = interleave(in.Items, out.Items)
+	d.InNext, d.OutNext = in.NextCursor, out.NextCursor
 	if s.Admin() {
 		// The consent and subscription history is the user's event stream (an admin route).
+		eq := url.Values{"stream": {"user-" + d.U.Phone}, "limit": {"50"}}
+		if v := q.Get("ev"); v != "" {
+			eq.Set("cursor", v)
+		}
 		var ev list[map[string]any]
-		if err := c.get(r.Context(), "/v1/events", url.Values{"stream": {"user-" + d.U.Phone}, "limit": {"50"}}, &ev); err == nil {
-			d.Events = ev.Items
+		if err := c.get(ctx, "/v1/events", eq, &ev); err == nil {
+			d.Events, d.EventsNext = ev.Items, ev.NextCursor
 		}
 	}
 	u.render(w, r, http.StatusOK, "user", u.newPage(r, s, d.U.Phone, "users", d))

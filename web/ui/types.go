@@ -97,6 +97,7 @@ type message struct {
 	Attempts     int    `json:"attempts"`
 	Body         string `json:"body"`
 	DueAt        string `json:"due_at"`
+	QueuedAt     string `json:"queued_at"`
 	UpdatedAt    string `json:"updated_at"`
 }
 

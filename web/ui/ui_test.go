@@ -138,6 +138,8 @@ func TestXSSCorpus(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Count(b.get("/inbox/"+url.PathEscape(phone)).body, `class="bubble"`) >= len(xss)
 	}, 15*time.Second, 100*time.Millisecond, "inbound messages in the inbox")
+	// An outbound reply with a hostile body: the profile's timeline shows it.
+	w.api(http.MethodPost, "/v1/conversations/"+url.PathEscape(phone)+"/messages", map[string]any{"body": payload})
 
 	cid := cmp["id"].(string)
 	pages := []string{"/", "/campaigns", "/campaigns/" + cid, "/users", "/users?q=" + url.QueryEscape(xss[0]),
@@ -171,6 +173,10 @@ func TestXSSCorpus(t *testing.T) {
 	}
 	// The payloads are there, as text.
 	assert.Contains(t, b.get("/users/"+url.PathEscape(phone)).body, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	profile := b.get("/users/" + url.PathEscape(phone)).body
+	assert.Contains(t, profile, `<li class="out">`, "the reply is in the profile's timeline")
+	assert.Contains(t, profile, `<li class="in">`, "and the messages from them")
+	assert.Contains(t, profile, "Consent set to OPT_IN", "the consent history reads as a sentence")
 }
 
 // assertNoMarkup parses the page as a browser would and fails on any element or attribute a
