@@ -35,6 +35,8 @@ type Config struct {
 	LogLevel      string
 	LogFormat     string
 	ReadyMaxLag   time.Duration
+	// Roles are the parts this process runs (HERALD_ROLES or serve --roles; all by default).
+	Roles map[string]bool
 }
 
 // Defaults.
@@ -95,6 +97,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.FrequencyCap = saga.FrequencyCap{Max: n, Per: d}
 	}
+	roles, err := parseRoles(or("HERALD_ROLES", rolesAll))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("HERALD_ROLES: %w", err))
+	}
+	c.Roles = roles
 	keys, err := api.ParseKeys(getenv("HERALD_API_KEYS"))
 	if err != nil {
 		errs = append(errs, err)

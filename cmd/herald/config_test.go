@@ -28,9 +28,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "every problem at once", env: map[string]string{
 			"DATABASE_URL": "postgres://%zz", "REDIS_URL": "http://nope", "HERALD_ADDR": "8080",
 			"HERALD_API_KEYS": "key-one-0123456789:root", "HERALD_DEFAULT_REGION": "XX", "PUBLIC_BASE_URL": "herald.example.com", "TWILIO_ACCOUNT_SID": "XX1",
-			"HERALD_LOG_LEVEL": "loud", "HERALD_READY_MAX_LAG": "soon"},
+			"HERALD_LOG_LEVEL": "loud", "HERALD_READY_MAX_LAG": "soon", "HERALD_ROLES": "api,sorcery,saga,divination"},
 			wantErr: []string{"DATABASE_URL", "REDIS_URL", "HERALD_ADDR", "HERALD_API_KEYS", "HERALD_DEFAULT_REGION", "PUBLIC_BASE_URL",
-				"TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID: \"XX1\"", "HERALD_LOG_LEVEL", "HERALD_READY_MAX_LAG"}},
+				"TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID: \"XX1\"", "HERALD_LOG_LEVEL", "HERALD_READY_MAX_LAG",
+				`HERALD_ROLES: unknown role "sorcery", "divination"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,6 +46,37 @@ func TestLoadConfig(t *testing.T) {
 			for _, want := range tc.wantErr {
 				assert.Contains(t, err.Error(), want)
 			}
+		})
+	}
+}
+
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in      string
+		want    []string
+		wantErr string
+	}{
+		{in: "", want: allRoles},
+		{in: "all", want: allRoles},
+		{in: "api", want: []string{roleAPI}},
+		{in: " relay, Projections ,saga", want: []string{roleRelay, roleProjections, roleSaga}},
+		{in: "api,scheduler,api", want: []string{roleAPI, roleScheduler}},
+		{in: "saga,all", want: allRoles},
+		{in: "api,worker", wantErr: `unknown role "worker"`},
+		{in: ",", wantErr: "no role given"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := loadConfig(env(map[string]string{"HERALD_ROLES": tc.in}))
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "HERALD_ROLES: "+tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, keys(cfg.Roles))
 		})
 	}
 }

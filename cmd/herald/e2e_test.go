@@ -28,7 +28,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Parallel()
 	s := newStack(t, nil)
-	herald := s.startHerald("herald", "api,relay,projections,saga", s.addr, nil)
+	herald := s.startHerald("herald", "api,relay,projections,saga,scheduler", s.addr, nil)
 
 	const ana, beto = "+51987654321", "+51987654322"
 

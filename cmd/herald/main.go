@@ -18,11 +18,12 @@ import (
 const usage = `usage: herald <command> [flags]
 
 commands:
-  serve    [--roles=api,relay,projections]   run the HTTP server and background workers
-  migrate                                    create the database if missing and apply migrations
-  rebuild  [projection|all]                  replay the event log into fresh read models and swap them in
-  import   users|triggers [flags] FILE        import users (CSV, JSON, NDJSON) or trigger events (NDJSON)
-  version                                    print the version
+  serve    [--roles=all]              run the chosen roles: api, relay, projections, saga, scheduler
+                                      (comma-separated; all by default, or HERALD_ROLES)
+  migrate                             create the database if missing and apply migrations
+  rebuild  [projection|all]           replay the event log into fresh read models and swap them in
+  import   users|triggers [flags] FILE import users (CSV, JSON, NDJSON) or trigger events (NDJSON)
+  version                             print the version
 
 configuration comes from the environment (see README.md)`
 

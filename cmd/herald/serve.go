@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,34 +28,50 @@ import (
 	"herald/web/ui"
 )
 
-// Roles a process can take; by default one process takes them all.
+// Roles a process can take; by default one process takes them all ("all").
+//
+//   - api: /v1, the web UI and Twilio's webhooks (stateless; run behind a load balancer).
+//   - relay: tails the event log into Redis Streams (any number; one elected leader publishes).
+//   - projections: keeps the read models (any number; one applier per projection at a time).
+//   - saga: claims due messages and sends them (scales out: claims are leases, rate limits
+//     are shared through Redis).
+//   - scheduler: the once-a-second tick that starts due and recurring runs, materializes
+//     runs and triggers into messages and completes finished runs (safe to run more than
+//     once, since every step is idempotent, but one is enough).
 const (
 	roleAPI         = "api"
 	roleRelay       = "relay"
 	roleProjections = "projections"
 	roleSaga        = "saga"
+	roleScheduler   = "scheduler"
+	rolesAll        = "all"
 )
 
-var allRoles = []string{roleAPI, roleRelay, roleProjections, roleSaga}
+var allRoles = []string{roleAPI, roleRelay, roleProjections, roleSaga, roleScheduler}
 
+// parseRoles reads a comma-separated role list ("all" for every role), naming every unknown one.
 func parseRoles(s string) (map[string]bool, error) {
 	roles := map[string]bool{}
+	var unknown []string
 	for _, r := range strings.Split(s, ",") {
-		r = strings.TrimSpace(r)
-		if r == "" {
-			continue
+		r = strings.ToLower(strings.TrimSpace(r))
+		switch {
+		case r == "":
+		case r == rolesAll:
+			for _, k := range allRoles {
+				roles[k] = true
+			}
+		case slices.Contains(allRoles, r):
+			roles[r] = true
+		default:
+			unknown = append(unknown, strconv.Quote(r))
 		}
-		known := false
-		for _, k := range allRoles {
-			known = known || k == r
-		}
-		if !known {
-			return nil, fmt.Errorf("--roles: unknown role %q (known: %s)", r, strings.Join(allRoles, ","))
-		}
-		roles[r] = true
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown role %s (known: %s, or all)", strings.Join(unknown, ", "), strings.Join(allRoles, ","))
 	}
 	if len(roles) == 0 {
-		return nil, errors.New("--roles: no role given")
+		return nil, errors.New("no role given")
 	}
 	return roles, nil
 }
@@ -61,18 +79,21 @@ func parseRoles(s string) (map[string]bool, error) {
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	rolesFlag := fs.String("roles", strings.Join(allRoles, ","), "comma-separated roles: "+strings.Join(allRoles, ","))
+	rolesFlag := fs.String("roles", "", "comma-separated roles: "+strings.Join(allRoles, ",")+" or all (default: HERALD_ROLES, else all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	roles, err := parseRoles(*rolesFlag)
-	if err != nil {
-		return err
+	if *rolesFlag != "" {
+		getenv = withEnv(getenv, "HERALD_ROLES", *rolesFlag)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
+		if *rolesFlag != "" {
+			err = fmt.Errorf("%w (--roles sets HERALD_ROLES)", err)
+		}
 		return err
 	}
+	roles := cfg.Roles
 	log := newLogger(cfg, stderr)
 
 	pool, err := connectPostgres(ctx, cfg.DatabaseURL)
@@ -132,15 +153,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		components = append(components, component{"eraser", eraser.Run})
 	}
-	if roles[roleSaga] {
-		c, closeSaga, err := newSaga(cfg, pool, rdb, registry, log)
+	if roles[roleSaga] || roles[roleScheduler] {
+		sagaComponents, closeSaga, err := newSaga(cfg, roles, pool, rdb, registry, reg, log)
 		if err != nil {
 			return err
 		}
 		defer closeSaga()
-		if c.run != nil {
-			components = append(components, c)
-		}
+		components = append(components, sagaComponents...)
 	}
 	// Every role serves /healthz, /readyz and /metrics; the api role adds the webhooks (and,
 	// in later issues, /v1 and the UI).
@@ -210,6 +229,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 type component struct {
 	name string
 	run  func(context.Context) error
+}
+
+// withEnv is getenv with key set to value.
+func withEnv(getenv func(string) string, key, value string) func(string) string {
+	return func(k string) string {
+		if k == key {
+			return value
+		}
+		return getenv(k)
+	}
 }
 
 func keys(m map[string]bool) []string {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config tunes the saga. Zero values take the defaults.
@@ -34,6 +36,8 @@ type Config struct {
 	FrequencyCap FrequencyCap
 	// RedisPrefix prefixes the rate limiter's keys.
 	RedisPrefix string
+	// Metrics registers the saga's metrics (metrics.go); nil: kept but not exported.
+	Metrics prometheus.Registerer
 }
 
 // FrequencyCap is at most Max messages accepted per user within Per.

@@ -26,6 +26,8 @@ type limiter struct {
 	rdb       *redis.Client
 	prefix    string
 	senderMPS int
+	// waited observes each wait for a slot, by limit (campaign_second, campaign_minute, sender).
+	waited func(limit string, d time.Duration)
 }
 
 // periodMargin stretches each interval (4%: sends go at ≥ 96% of the limit, and 40 ms of
@@ -51,12 +53,12 @@ func newLimiter(rdb *redis.Client, prefix string, senderMPS int) *limiter {
 // wait blocks until the campaign's limits and the sender's allow one more message.
 func (l *limiter) wait(ctx context.Context, from, campaignID string, rate events.RateLimit) error {
 	if campaignID != "" && rate.PerSecond > 0 {
-		if err := l.take(ctx, "campaign:"+campaignID+":s", time.Second/time.Duration(rate.PerSecond)); err != nil {
+		if err := l.take(ctx, "campaign_second", "campaign:"+campaignID+":s", time.Second/time.Duration(rate.PerSecond)); err != nil {
 			return err
 		}
 	}
 	if campaignID != "" && rate.PerMinute > 0 {
-		if err := l.take(ctx, "campaign:"+campaignID+":m", time.Minute/time.Duration(rate.PerMinute)); err != nil {
+		if err := l.take(ctx, "campaign_minute", "campaign:"+campaignID+":m", time.Minute/time.Duration(rate.PerMinute)); err != nil {
 			return err
 		}
 	}
@@ -64,16 +66,19 @@ func (l *limiter) wait(ctx context.Context, from, campaignID string, rate events
 		return err
 	}
 	if l.senderMPS > 0 {
-		return l.take(ctx, "sender:"+from, time.Second/time.Duration(l.senderMPS))
+		return l.take(ctx, "sender", "sender:"+from, time.Second/time.Duration(l.senderMPS))
 	}
 	return nil
 }
 
-func (l *limiter) take(ctx context.Context, key string, interval time.Duration) error {
+func (l *limiter) take(ctx context.Context, limit, key string, interval time.Duration) error {
 	interval = time.Duration(float64(interval) * periodMargin)
 	wait, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "rate:" + key}, interval.Microseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	if l.waited != nil {
+		l.waited(limit, time.Duration(max(wait, 0))*time.Microsecond)
 	}
 	if wait <= 0 {
 		return nil
@@ -116,6 +121,9 @@ func (l *limiter) pausedSender(ctx context.Context, from string) error {
 		l.mu.Unlock()
 	}
 	if d := time.Until(until); d > 0 {
+		if l.waited != nil {
+			l.waited("sender_pause", d)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -216,6 +216,9 @@ WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic = $1 AND s.subscribed 
 			return 0, err
 		}
 	}
+	if len(phones) > 0 {
+		s.metrics.queued(message(phones[0]).Kind, len(phones))
+	}
 	return len(phones), nil
 }
 

@@ -35,6 +35,7 @@ type Saga struct {
 	registry *events.Registry
 	twilio   Twilio
 	limits   *limiter
+	metrics  *metrics
 	log      zerolog.Logger
 	now      func() time.Time
 
@@ -61,17 +62,35 @@ func New(cfg Config, s *store.Store, registry *events.Registry, rdb *redis.Clien
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("saga metrics: %w", err)
+	}
+	limits := newLimiter(rdb, cfg.RedisPrefix, cfg.SenderMPS)
+	limits.waited = m.rateWait
 	return &Saga{
 		cfg: cfg, pool: s.Pool(), store: s, registry: registry, twilio: twilio,
-		limits: newLimiter(rdb, cfg.RedisPrefix, cfg.SenderMPS),
-		log:    log.With().Str("component", "saga").Logger(), now: time.Now,
+		limits: limits, metrics: m,
+		log: log.With().Str("component", "saga").Logger(), now: time.Now,
 		templates: map[string]cachedTemplate{}, statuses: map[string]cachedStatus{},
 	}, nil
 }
 
-// Run runs every loop until ctx ends.
+// Run runs every loop until ctx ends: the sender's and the scheduler's.
 func (s *Saga) Run(ctx context.Context) error {
-	loops := []func(context.Context) error{s.sendLoop, s.runLoop}
+	return s.run(ctx, s.sendLoop, s.runLoop)
+}
+
+// RunSender decides and sends due messages until ctx ends (the saga role). Any number of
+// processes may run it: claims are leases and rate limits are shared through Redis.
+func (s *Saga) RunSender(ctx context.Context) error { return s.run(ctx, s.sendLoop) }
+
+// RunScheduler runs the once-a-second tick until ctx ends (the scheduler role): start due and
+// recurring runs, materialize runs and triggers into messages, complete finished runs. Each
+// step is idempotent, so two schedulers do no harm, but one is enough.
+func (s *Saga) RunScheduler(ctx context.Context) error { return s.run(ctx, s.runLoop) }
+
+func (s *Saga) run(ctx context.Context, loops ...func(context.Context) error) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, len(loops))
 	for _, loop := range loops {
@@ -150,6 +169,7 @@ func (s *Saga) appendTo(ctx context.Context, m *message, e events.Event) (bool, 
 		return false, fmt.Errorf("record %s on %s: %w", e.EventType(), m.stream, err)
 	}
 	m.version = res.StreamVersion
+	s.metrics.decided(e)
 	return true, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultTimeout bounds one HTTP request to Twilio when Config.Timeout is zero. It matches the
@@ -38,6 +40,8 @@ type Config struct {
 	PublicBaseURL string
 	// Timeout bounds each HTTP request to Twilio, response body included (DefaultTimeout if 0).
 	Timeout time.Duration
+	// Metrics registers the client's metrics (metrics.go); nil: kept but not exported.
+	Metrics prometheus.Registerer
 }
 
 // Validate lists every problem with the configuration at once, each naming its environment

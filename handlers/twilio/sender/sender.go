@@ -43,6 +43,7 @@ type Sender struct {
 	base                  *url.URL // nil: the real Twilio
 	timeout               time.Duration
 	transport             *http.Transport // shared by every call: pooled connections
+	metrics               *metrics
 	now                   func() time.Time
 }
 
@@ -58,7 +59,12 @@ func New(cfg Config) (*Sender, error) {
 		return nil, err
 	}
 	from, _ := normalizeAddress(cfg.From)
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("twilio client metrics: %w", err)
+	}
 	s := &Sender{
+		metrics:      m,
 		accountSID:   cfg.AccountSID,
 		authToken:    cfg.AuthToken,
 		from:         from,
@@ -150,10 +156,14 @@ func (s *Sender) Send(ctx context.Context, m Message) (Accepted, error) {
 		return Accepted{}, &SendError{Kind: KindRetryable, Message: "not sent: " + err.Error(), Err: err}
 	}
 	api, ct := s.api(ctx)
+	start := time.Now()
 	msg, err := api.CreateMessage(params)
 	if err != nil {
-		return Accepted{}, classify(err, ct.result(), false, s.now())
+		err = classify(err, ct.result(), false, s.now())
+		s.metrics.observe(opCreate, start, err)
+		return Accepted{}, err
 	}
+	s.metrics.observe(opCreate, start, nil)
 	if msg.Sid == nil || *msg.Sid == "" {
 		return Accepted{}, &SendError{Kind: KindAmbiguous, HTTPStatus: ct.result().status,
 			Message: "Twilio answered without a message SID", Err: errors.New("no sid in the response")}
@@ -230,10 +240,14 @@ func (s *Sender) Fetch(ctx context.Context, sid string) (MessageInfo, error) {
 		return MessageInfo{}, localError(0, "%q is not a Twilio message SID", sid)
 	}
 	api, ct := s.api(ctx)
+	start := time.Now()
 	m, err := api.FetchMessage(sid, nil)
 	if err != nil {
-		return MessageInfo{}, classify(err, ct.result(), true, s.now())
+		err = classify(err, ct.result(), true, s.now())
+		s.metrics.observe(opFetch, start, err)
+		return MessageInfo{}, err
 	}
+	s.metrics.observe(opFetch, start, nil)
 	return toInfo(m), nil
 }
 
@@ -283,10 +297,14 @@ func (s *Sender) List(ctx context.Context, f ListFilter) ([]MessageInfo, error) 
 		p.SetDateSent(time.Date(y, mo, d, 0, 0, 0, 0, time.UTC))
 	}
 	api, ct := s.api(ctx)
+	start := time.Now()
 	msgs, err := api.ListMessage(p)
 	if err != nil {
-		return nil, classify(err, ct.result(), true, s.now())
+		err = classify(err, ct.result(), true, s.now())
+		s.metrics.observe(opList, start, err)
+		return nil, err
 	}
+	s.metrics.observe(opList, start, nil)
 	out := make([]MessageInfo, 0, len(msgs))
 	for i := range msgs {
 		out = append(out, toInfo(&msgs[i]))
