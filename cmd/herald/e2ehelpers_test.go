@@ -169,6 +169,8 @@ type stack struct {
 	simAddr string
 	sim     *proc
 	http    *http.Client
+	// twilioURL is where Herald calls Twilio: the simulator, or a proxy in front of it.
+	twilioURL string
 }
 
 // newStack prepares the schema, the Redis prefix and the addresses, and starts the simulator
@@ -176,9 +178,34 @@ type stack struct {
 // with startHerald.
 func newStack(t *testing.T, simEnv map[string]string) *stack {
 	t.Helper()
+	return newStackWith(t, stackOptions{simEnv: simEnv})
+}
+
+// stackOptions replace parts of a stack: a private database or Redis (the fault scenarios
+// break them), the URL Herald calls Twilio at (a partitioning proxy in front of the simulator).
+type stackOptions struct {
+	simEnv    map[string]string
+	db        *schematest.Schema
+	rds       *transporttest.Redis
+	twilioURL func(simAddr string) string
+}
+
+func newStackWith(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	simEnv := o.simEnv
 	heraldBin, simBin := binaries(t)
-	s := &stack{t: t, db: schematest.New(t), rds: transporttest.New(t), heraldB: heraldBin, simBin: simBin,
+	if o.db == nil {
+		o.db = schematest.New(t)
+	}
+	if o.rds == nil {
+		o.rds = transporttest.New(t)
+	}
+	s := &stack{t: t, db: o.db, rds: o.rds, heraldB: heraldBin, simBin: simBin,
 		addr: freeAddr(t), simAddr: freeAddr(t), http: &http.Client{Timeout: 30 * time.Second}}
+	s.twilioURL = "http://" + s.simAddr
+	if o.twilioURL != nil {
+		s.twilioURL = o.twilioURL(s.simAddr)
+	}
 	env := map[string]string{
 		"SIM_ADDR": s.simAddr, "TWILIO_ACCOUNT_SID": e2eAccountSID, "TWILIO_AUTH_TOKEN": e2eAuthToken,
 		"TWILIO_FROM": e2eFrom, "PUBLIC_BASE_URL": "http://" + s.addr, "SIM_CALLBACK_LATENCY": "20ms",
@@ -203,7 +230,7 @@ func (s *stack) heraldEnv(addr string, extra map[string]string) map[string]strin
 		"TWILIO_ACCOUNT_SID":  e2eAccountSID,
 		"TWILIO_AUTH_TOKEN":   e2eAuthToken,
 		"TWILIO_FROM":         e2eFrom,
-		"TWILIO_API_URL":      "http://" + s.simAddr,
+		"TWILIO_API_URL":      s.twilioURL,
 	}
 	for k, v := range extra {
 		env[k] = v
