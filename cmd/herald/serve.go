@@ -76,7 +76,18 @@ func parseRoles(s string) (map[string]bool, error) {
 	return roles, nil
 }
 
+// metricsRegistry is where every component registers its metrics and /metrics reads them.
+type metricsRegistry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return serveWith(ctx, args, getenv, stderr, prometheus.NewRegistry())
+}
+
+// serveWith is serve with the metrics registry given (a test inspects what was registered).
+func serveWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, reg metricsRegistry) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rolesFlag := fs.String("roles", "", "comma-separated roles: "+strings.Join(allRoles, ",")+" or all (default: HERALD_ROLES, else all)")
@@ -114,7 +125,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tcfg := transport.Config{Prefix: cfg.RedisPrefix}.WithDefaults()
 	registry := events.DefaultRegistry()

@@ -3,14 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"regexp"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -78,5 +83,118 @@ func TestServeRunsTheWholeFoundation(t *testing.T) {
 		assert.NoError(t, err, "graceful shutdown")
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// describingRegistry records the name of every metric registered, labelled series or not (a
+// vector without observations has no series on /metrics yet, but is registered).
+type describingRegistry struct {
+	*prometheus.Registry
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+func (r *describingRegistry) Register(c prometheus.Collector) error {
+	descs := make(chan *prometheus.Desc, 64)
+	go func() { c.Describe(descs); close(descs) }()
+	r.mu.Lock()
+	for d := range descs {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			r.names[m[1]] = true
+		}
+	}
+	r.mu.Unlock()
+	return r.Registry.Register(c)
+}
+
+func (r *describingRegistry) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// TestMetricsAndDashboard serves every role (Twilio configured, so the saga, the scheduler,
+// the client and the webhooks are wired), scrapes /metrics for the issue's metrics, and checks
+// that every metric docs/grafana/herald.json queries is registered by the process.
+func TestMetricsAndDashboard(t *testing.T) {
+	t.Parallel()
+	db := schematest.New(t)
+	rds := transporttest.New(t)
+	addr := freeAddr(t)
+	vars := map[string]string{
+		"DATABASE_URL": db.URL, "REDIS_URL": fmt.Sprintf("redis://%s/%d", rds.Opts.Addr, rds.Opts.DB),
+		"HERALD_ADDR": addr, "HERALD_REDIS_PREFIX": rds.Transport.Prefix, "HERALD_LOG_LEVEL": "warn",
+		"TWILIO_ACCOUNT_SID": "ACmetrics0000000000000000000000000", "TWILIO_AUTH_TOKEN": "metricstoken",
+		"TWILIO_FROM": "whatsapp:+14155238886", "TWILIO_API_URL": "http://" + freeAddr(t), // nothing is sent
+	}
+	require.NoError(t, run(context.Background(), []string{"migrate"}, env(vars), io.Discard, io.Discard))
+	reg := &describingRegistry{Registry: prometheus.NewRegistry(), names: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveWith(ctx, []string{"--roles=all"}, env(vars), io.Discard, reg) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 50*time.Millisecond)
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	scraped := string(body)
+	for _, name := range []string{
+		"herald_http_request_duration_seconds_bucket", // the /readyz requests above
+		"herald_relay_lag_seconds",
+		"herald_projection_lag_seconds",
+		`herald_saga_outcomes_total{outcome="skipped",reason=""}`, // every outcome shows from the start
+		`herald_saga_outcomes_total{outcome="deferred",reason=""}`,
+		`herald_saga_outcomes_total{outcome="failed",reason=""}`,
+		`herald_saga_rate_limit_wait_seconds_bucket{limit="sender"`,
+		`herald_twilio_request_duration_seconds_bucket{operation="create",result="ok"`,
+	} {
+		assert.Contains(t, scraped, name)
+	}
+
+	raw, err := os.ReadFile("../../docs/grafana/herald.json")
+	require.NoError(t, err)
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &dash))
+	queried := regexp.MustCompile(`\bherald_[a-z0-9_]+`)
+	suffix := regexp.MustCompile(`_(bucket|count|sum)$`)
+	seen := 0
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			for _, name := range queried.FindAllString(target.Expr, -1) {
+				seen++
+				base := suffix.ReplaceAllString(name, "")
+				assert.True(t, reg.names[name] || reg.names[base], "panel %q queries %s, which no component registers", p.Title, name)
+			}
+		}
+	}
+	assert.Greater(t, seen, 15, "the dashboard queries Herald's metrics")
+	for _, want := range []string{"herald_webhook_requests_total", "herald_relay_lag_seconds", "herald_projection_lag_seconds",
+		"herald_saga_outcomes_total", "herald_twilio_request_duration_seconds", "herald_twilio_errors_total",
+		"herald_saga_rate_limit_wait_seconds", "herald_http_request_duration_seconds"} {
+		assert.Contains(t, string(raw), want, "the dashboard shows %s", want)
 	}
 }
