@@ -31,19 +31,30 @@ func pick(q url.Values, names ...string) url.Values {
 
 type dashboardData struct {
 	Campaigns []campaign
-	Stats     stats
-	Inbound   []inbound
-	StatsErr  string
+	// Progress is the stats of the recent campaigns that are running or paused, by id.
+	Progress map[string]stats
+	Stats    stats
+	Inbound  []inbound
+	StatsErr string
 }
 
-func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s session, c client) error {
+func (u *UI) loadDashboard(r *http.Request, c client) (dashboardData, error) {
 	ctx := r.Context()
-	var d dashboardData
+	d := dashboardData{Progress: map[string]stats{}}
 	var cl list[campaign]
 	if err := c.get(ctx, "/v1/campaigns", url.Values{"limit": {"10"}}, &cl); err != nil {
-		return err
+		return d, err
 	}
 	d.Campaigns = cl.Items
+	for _, cp := range cl.Items {
+		if cp.Status != "running" && cp.Status != "paused" {
+			continue
+		}
+		var st stats
+		if err := c.get(ctx, "/v1/campaigns/"+esc(cp.ID)+"/stats", nil, &st); err == nil {
+			d.Progress[cp.ID] = st
+		}
+	}
 	now := u.cfg.Now().UTC()
 	if err := c.get(ctx, "/v1/stats", url.Values{"from": {now.Add(-24 * time.Hour).Format(time.RFC3339)},
 		"to": {now.Format(time.RFC3339)}}, &d.Stats); err != nil {
@@ -53,7 +64,17 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s session, c clie
 	if err := c.get(ctx, "/v1/inbound", url.Values{"limit": {"8"}}, &in); err == nil {
 		d.Inbound = in.Items
 	}
-	u.render(w, r, http.StatusOK, "dashboard", u.newPage(r, s, "Dashboard", "dashboard", d))
+	return d, nil
+}
+
+func (u *UI) dashboard(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	d, err := u.loadDashboard(r, c)
+	if err != nil {
+		return err
+	}
+	pg := u.newPage(r, s, "Dashboard", "dashboard", d)
+	pg.Live = "/live/dashboard"
+	u.render(w, r, http.StatusOK, "dashboard", pg)
 	return nil
 }
 
@@ -214,7 +235,9 @@ func (u *UI) campaignShow(w http.ResponseWriter, r *http.Request, s session, c c
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "campaign", u.newPage(r, s, d.C.Name, "campaigns", d))
+	pg := u.newPage(r, s, d.C.Name, "campaigns", d)
+	pg.Live = "/live/campaigns/" + esc(d.C.ID)
+	u.render(w, r, http.StatusOK, "campaign", pg)
 	return nil
 }
 
@@ -257,25 +280,11 @@ func (u *UI) campaignAction(w http.ResponseWriter, r *http.Request, s session, c
 	return nil
 }
 
-// campaignStatsJSON is what the campaign page polls: the API's stats, as the API answered.
+// campaignStatsJSON is the campaign monitor's counters once (the live stream sends the same).
 func (u *UI) campaignStatsJSON(w http.ResponseWriter, r *http.Request, s session, c client) error {
-	var st struct {
-		stats
-		Campaign string `json:"status"`
-	}
-	if err := c.get(r.Context(), "/v1/campaigns/"+esc(vars(r, "id"))+"/stats", nil, &st.stats); err != nil {
+	out, _, err := u.campaignSnapshot(r, s, c)
+	if err != nil {
 		return jsonErr(w, err)
-	}
-	var cp campaign
-	if err := c.get(r.Context(), "/v1/campaigns/"+esc(vars(r, "id")), nil, &cp); err != nil {
-		return jsonErr(w, err)
-	}
-	out := map[string]any{
-		"status": cp.Status, "total": st.Total, "sent": st.Sent, "delivered": st.Delivered, "read": st.Read,
-		"by_state": st.ByState, "by_status": st.ByStatus, "failed": st.ByStatus["failed"] + st.ByStatus["undelivered"], "skipped": st.ByState["skipped"],
-		"delivery_rate": pct(st.DeliveryRate), "read_rate": pct(st.ReadRate),
-		"remaining": st.Progress.Remaining, "per_second": st.Progress.PerSecond, "eta": eta(st.Progress.ETASeconds),
-		"opt_outs": st.OptOuts["during"] + st.OptOuts["after"], "at": when(loadZone(s.Zone), st.At),
 	}
 	securityHeaders(w)
 	w.Header().Set("Content-Type", "application/json")
@@ -389,31 +398,17 @@ func window(u user, now time.Time) windowState {
 
 func (u *UI) loadUser(r *http.Request, c client) (userData, error) {
 	var d userData
-	phone := vars(r, "phone")
-	if err := c.get(r.Context(), "/v1/users/"+esc(phone), nil, &d.U); err != nil {
+	if err := c.get(r.Context(), "/v1/users/"+esc(vars(r, "phone")), nil, &d.U); err != nil {
 		return d, err
 	}
-	var in list[inbound]
-	if err := c.get(r.Context(), "/v1/inbound", url.Values{"phone": {d.U.Phone}, "limit": {"50"}}, &in); err != nil {
-		return d, err
-	}
-	d.Inbound = in.Items
 	d.Window = window(d.U, u.cfg.Now())
-	return d, nil
+	return d, u.timeline(r, c, &d)
 }
 
-// timelinePage is how many messages of each direction a profile page shows.
-const timelinePage = "25"
-
-func (u *UI) userShow(w http.ResponseWriter, r *http.Request, s session, c client) error {
-	ctx := r.Context()
-	var d userData
-	if err := c.get(ctx, "/v1/users/"+esc(vars(r, "phone")), nil, &d.U); err != nil {
-		return err
-	}
-	d.Window = window(d.U, u.cfg.Now())
-	q := r.URL.Query()
-	// Each side pages on its own cursor: "older" moves both to where this page stopped.
+// timeline loads a page of the messages from (inbound) and to (outbound) the user into d,
+// interleaved: each side pages on its own cursor (?in=, ?out=; "done" when it has no more).
+func (u *UI) timeline(r *http.Request, c client, d *userData) error {
+	ctx, q := r.Context(), r.URL.Query()
 	var in list[inbound]
 	if q.Get("in") != "done" {
 		iq := url.Values{"phone": {d.U.Phone}, "limit": {timelinePage}}
@@ -437,10 +432,22 @@ func (u *UI) userShow(w http.ResponseWriter, r *http.Request, s session, c clien
 	d.Inbound = in.Items
 	d.Timeline = interleave(in.Items, out.Items)
 	d.InNext, d.OutNext = in.NextCursor, out.NextCursor
+	return nil
+}
+
+// timelinePage is how many messages of each direction a profile page shows.
+const timelinePage = "25"
+
+func (u *UI) userShow(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	ctx := r.Context()
+	d, err := u.loadUser(r, c)
+	if err != nil {
+		return err
+	}
 	if s.Admin() {
 		// The consent and subscription history is the user's event stream (an admin route).
 		eq := url.Values{"stream": {"user-" + d.U.Phone}, "limit": {"50"}}
-		if v := q.Get("ev"); v != "" {
+		if v := r.URL.Query().Get("ev"); v != "" {
 			eq.Set("cursor", v)
 		}
 		var ev list[map[string]any]
@@ -466,9 +473,12 @@ func (u *UI) inbox(w http.ResponseWriter, r *http.Request, s session, c client) 
 		}
 		pg.withErr(err)
 	}
-	pg.Refresh = 5
-	if q.Get("cursor") != "" {
-		pg.Refresh = 0
+	if q.Get("cursor") == "" {
+		live := pick(q, "q", "command", "phone")
+		pg.Live = "/live/inbox"
+		if len(live) > 0 {
+			pg.Live += "?" + live.Encode()
+		}
 	}
 	u.render(w, r, http.StatusOK, "inbox", pg)
 	return nil
@@ -486,7 +496,11 @@ func (u *UI) conversation(w http.ResponseWriter, r *http.Request, s session, c c
 	if err != nil {
 		return err
 	}
-	u.render(w, r, http.StatusOK, "conversation", u.newPage(r, s, "Conversation with "+d.U.Phone, "inbox", d))
+	pg := u.newPage(r, s, "Conversation with "+d.U.Phone, "inbox", d)
+	if q := r.URL.Query(); q.Get("in") == "" && q.Get("out") == "" {
+		pg.Live = "/live/inbox/" + esc(d.U.Phone)
+	}
+	u.render(w, r, http.StatusOK, "conversation", pg)
 	return nil
 }
 
@@ -566,7 +580,7 @@ func (u *UI) importShow(w http.ResponseWriter, r *http.Request, s session, c cli
 	}
 	pg := u.newPage(r, s, "Import "+rep.Source, "imports", rep)
 	if rep.Status == "processing" {
-		pg.Refresh = 1
+		pg.Live = "/live/imports/" + esc(rep.ID)
 	}
 	u.render(w, r, http.StatusOK, "import", pg)
 	return nil

@@ -159,6 +159,11 @@ func (u *UI) routes() []uiRoute {
 		{post, "/campaigns/{id}/preview", u.campaignPreview},
 		{post, "/campaigns/{id}/{action:launch|pause|resume|cancel}", u.campaignAction},
 		{get, "/campaigns/{id}/stats.json", u.campaignStatsJSON},
+		{get, "/live/campaigns/{id}", u.live(u.campaignSnapshot)},
+		{get, "/live/dashboard", u.live(u.dashboardSnapshot)},
+		{get, "/live/inbox", u.live(u.inboxSnapshot)},
+		{get, "/live/inbox/{phone}", u.live(u.inboxSnapshot)},
+		{get, "/live/imports/{id}", u.live(u.importSnapshot)},
 		{get, "/messages/{id}", u.messageShow},
 
 		{get, "/users", u.userList},
@@ -192,7 +197,7 @@ func (u *UI) authed(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, ok := u.session(r)
 		if !ok {
-			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, ".json") {
+			if r.Method == http.MethodGet && !strings.HasSuffix(r.URL.Path, ".json") && !strings.HasPrefix(r.URL.Path, "/live/") {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
@@ -236,7 +241,8 @@ type page struct {
 	Fields  []fieldError
 	Query   url.Values
 	Data    any
-	Refresh int
+	// Live is the page's Server-Sent Events stream ("" for a page that does not change).
+	Live string
 }
 
 func (u *UI) newPage(r *http.Request, s session, title, nav string, data any) *page {

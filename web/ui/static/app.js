@@ -15,12 +15,52 @@ document.addEventListener("submit", function (ev) {
   if (f.dataset && f.dataset.confirm && !window.confirm(f.dataset.confirm)) ev.preventDefault();
 });
 
-// Live campaign counters: poll the stats every 1.5 s while the page is visible, and draw the
-// funnel over time on the canvas.
-(function poll() {
-  var box = document.querySelector("[data-poll]");
+// Live pages: <main data-live="/live/…"> names a Server-Sent Events stream that sends the
+// page's snapshot (at most once a second, only when it changed). Each snapshot updates the
+// counters marked data-k, and the regions marked data-region are swapped for the same regions
+// of the page fetched again — parsed with DOMParser (scripts in it never run), never innerHTML.
+// A region holding the keyboard focus is left alone so tabbing is never pulled away.
+(function live() {
+  var main = document.querySelector("main[data-live]");
+  if (!main || !window.EventSource) return;
+  var busy = false, again = false;
+  var swap = function () {
+    if (!document.querySelector("[data-region]")) return;
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-region]").forEach(function (el) {
+          if (!el.id || el.contains(document.activeElement)) return;
+          var fresh = doc.getElementById(el.id);
+          if (fresh) el.replaceWith(document.adoptNode(fresh));
+        });
+      })
+      .catch(function () { /* the next change tries again */ })
+      .finally(function () { busy = false; if (again) { again = false; swap(); } });
+  };
+  var src = new EventSource(main.dataset.live), last = null;
+  src.onmessage = function (ev) {
+    var d;
+    try { d = JSON.parse(ev.data); } catch (e) { return; }
+    document.dispatchEvent(new CustomEvent("herald:live", { detail: d }));
+    // The snapshot's clock ("at") alone is no reason to fetch the page again.
+    var key = JSON.stringify(d, function (k, v) { return k === "at" ? undefined : v; });
+    if (key !== last) { last = key; swap(); }
+  };
+  src.addEventListener("end", function () { src.close(); });
+  window.addEventListener("pagehide", function () { src.close(); });
+})();
+
+// The campaign monitor: counters from the live snapshot, and the funnel over time —
+// queued → sent → delivered → read, and failures — drawn on the canvas.
+(function campaignMonitor() {
+  var box = document.querySelector("[data-counters]");
   if (!box) return;
-  var url = box.dataset.poll, canvas = document.getElementById("chart"), history = [];
+  var canvas = document.getElementById("chart"), history = [];
   var set = function (k, v) {
     document.querySelectorAll('[data-k="' + k + '"]').forEach(function (el) {
       var s = String(v == null ? "" : v);
@@ -30,36 +70,26 @@ document.addEventListener("submit", function (ev) {
   var draw = function () {
     if (!canvas || !canvas.getContext || history.length < 2) return;
     var ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height, max = 1;
-    history.forEach(function (p) { max = Math.max(max, p.total, p.sent); });
+    history.forEach(function (p) { max = Math.max(max, p.total, p.queued, p.sent); });
     ctx.clearRect(0, 0, w, h);
-    [["sent", "#4a6fa5"], ["delivered", "#2e8b57"], ["read", "#7b4fa0"], ["failed", "#c0392b"]].forEach(function (s) {
+    [["queued", "#8a8a8a"], ["sent", "#4a6fa5"], ["delivered", "#2e8b57"], ["read", "#7b4fa0"], ["failed", "#c0392b"]].forEach(function (s) {
       ctx.strokeStyle = s[1]; ctx.lineWidth = 2; ctx.beginPath();
       history.forEach(function (p, i) {
-        var x = (i / (history.length - 1)) * (w - 4) + 2, y = h - 2 - (p[s[0]] / max) * (h - 4);
+        var x = (i / (history.length - 1)) * (w - 4) + 2, y = h - 2 - ((p[s[0]] || 0) / max) * (h - 4);
         if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
       });
       ctx.stroke();
     });
   };
-  var tick = function () {
-    if (document.hidden) { setTimeout(tick, 1500); return; }
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (s) {
-        if (s) {
-          ["status", "total", "sent", "delivered", "read", "failed", "skipped", "delivery_rate", "read_rate", "remaining", "eta", "opt_outs", "at"]
-            .forEach(function (k) { set(k, s[k]); });
-          set("queued", (s.by_state && s.by_state.queued) || 0);
-          // A new campaign status changes the actions on offer: show the page again.
-          if (box.dataset.status && s.status && s.status !== box.dataset.status) { window.location.reload(); return; }
-          history.push(s); if (history.length > 240) history.shift();
-          draw();
-        }
-      })
-      .catch(function () { /* the next tick tries again */ })
-      .finally(function () { setTimeout(tick, 1500); });
-  };
-  tick();
+  document.addEventListener("herald:live", function (ev) {
+    var s = ev.detail;
+    ["status", "total", "queued", "sent", "delivered", "read", "failed", "skipped", "deferred", "delivery_rate", "read_rate", "remaining", "eta", "opt_outs", "at"]
+      .forEach(function (k) { set(k, s[k]); });
+    // A new campaign status changes the actions on offer: show the page again.
+    if (box.dataset.status && s.status && s.status !== box.dataset.status) { window.location.reload(); return; }
+    history.push(s); if (history.length > 600) history.shift();
+    draw();
+  });
 })();
 
 // Segment editor: count the users the rule matches as the operator types.
