@@ -231,16 +231,16 @@ func (u *UI) session(r *http.Request) (session, bool) {
 
 // page is what every template gets.
 type page struct {
-	Title   string
-	Nav     string
-	Path    string
-	S       session
-	Loc     *time.Location
-	Notice  string
-	Error   string
-	Fields  []fieldError
-	Query   url.Values
-	Data    any
+	Title  string
+	Nav    string
+	Path   string
+	S      session
+	Loc    *time.Location
+	Notice string
+	Error  string
+	Fields []fieldError
+	Query  url.Values
+	Data   any
 	// Live is the page's Server-Sent Events stream ("" for a page that does not change).
 	Live string
 }
