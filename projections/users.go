@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -122,44 +123,46 @@ const (
 	userDelete
 )
 
-// ApplyBatch applies a page with one statement per run of consecutive events that use the same
-// statement on distinct phones.
+// ApplyBatch applies a page with one statement per round and kind (eachRound): a user's events
+// keep their order, and events of different users — which touch different rows — share
+// statements whatever lies between them. Inbound webhooks interleave users' events (created,
+// message, consent; then the next sender), which cut runs of consecutive events (eachRun) to one
+// event each: a statement per event.
 func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []events.Event) error {
 	kinds := make([]int, len(evs))
-	phones := make([]string, len(evs))
+	keys := make([]string, len(evs)) // the phone
 	for i, e := range evs {
 		switch e := e.(type) {
 		case *events.UserCreated:
-			kinds[i], phones[i] = userCreate, e.Phone
+			kinds[i], keys[i] = userCreate, e.Phone
 		case *events.UserAttributesChanged:
-			kinds[i], phones[i] = userAttributes, e.Phone
+			kinds[i], keys[i] = userAttributes, e.Phone
 		case *events.UserConsentChanged:
-			kinds[i], phones[i] = userConsent, e.Phone
+			kinds[i], keys[i] = userConsent, e.Phone
 		case *events.UserSubscribed:
-			kinds[i], phones[i] = userTouch, e.Phone
+			kinds[i], keys[i] = userTouch, e.Phone
 		case *events.UserUnsubscribed:
-			kinds[i], phones[i] = userTouch, e.Phone
+			kinds[i], keys[i] = userTouch, e.Phone
 		case *events.UserMessageReceived:
-			kinds[i], phones[i] = userInbound, e.Phone
+			kinds[i], keys[i] = userInbound, e.Phone
 		case *events.UserDeleted:
-			kinds[i], phones[i] = userDelete, e.Phone
+			kinds[i], keys[i] = userDelete, e.Phone
 		default:
 			return Poison(fmt.Errorf("users: unexpected %T", e))
 		}
 	}
-	return eachRun(len(evs), func(i int) int { return kinds[i] }, func(i int) string { return phones[i] }, func(from, to int) error {
-		envs, evs := envs[from:to], evs[from:to]
-		phones := phones[from:to]
-		at := make([]time.Time, len(envs))
-		version := make([]int, len(envs))
-		for i, env := range envs {
-			at[i], version[i] = env.RecordedAt, env.StreamVersion
+	return eachRound(kinds, keys, func(idx []int) error {
+		phones := make([]string, len(idx))
+		at := make([]time.Time, len(idx))
+		version := make([]int, len(idx))
+		for j, i := range idx {
+			phones[j], at[j], version[j] = keys[i], envs[i].RecordedAt, envs[i].StreamVersion
 		}
-		switch kinds[from] {
+		switch kinds[idx[0]] {
 		case userCreate:
 			var attrs, consent, source, locale, timezone, country []string
-			for _, e := range evs {
-				e := e.(*events.UserCreated)
+			for _, i := range idx {
+				e := evs[i].(*events.UserCreated)
 				a, err := attributesJSON(e.Attributes)
 				if err != nil {
 					return err
@@ -172,8 +175,8 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 		case userAttributes:
 			var mode, attrs []string
 			var locale, timezone []*string
-			for _, e := range evs {
-				e := e.(*events.UserAttributesChanged)
+			for _, i := range idx {
+				e := evs[i].(*events.UserAttributesChanged)
 				a, err := attributesJSON(e.Attributes)
 				if err != nil {
 					return err
@@ -184,17 +187,17 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 			tx.Queue(sqlUsersAttributes, phones, mode, attrs, locale, timezone, at, version)
 		case userConsent:
 			var consent, source []string
-			for _, e := range evs {
-				e := e.(*events.UserConsentChanged)
+			for _, i := range idx {
+				e := evs[i].(*events.UserConsentChanged)
 				consent, source = append(consent, e.Consent), append(source, e.Source)
 			}
 			tx.Queue(sqlUsersConsent, phones, consent, source, at, version)
 		case userTouch:
 			tx.Queue(sqlUsersTouch, phones, at, version)
 		case userInbound:
-			received := make([]time.Time, len(evs))
-			for i, e := range evs {
-				received[i] = e.(*events.UserMessageReceived).ReceivedAt
+			received := make([]time.Time, len(idx))
+			for j, i := range idx {
+				received[j] = evs[i].(*events.UserMessageReceived).ReceivedAt
 			}
 			tx.Queue(sqlUsersInbound, phones, received, at, version)
 		case userDelete:
@@ -202,6 +205,44 @@ func (Users) ApplyBatch(_ context.Context, tx Tx, envs []events.Envelope, evs []
 		}
 		return nil
 	})
+}
+
+// eachRound groups the items of a page for set-based statements whose effect on one key's rows
+// does not depend on any other key's: an item's round is one more than that of the previous item
+// with its key, and fn gets, round after round, the round's items of each kind (in page order;
+// kinds in ascending order). Every key's items are thus applied in page order, at most once per
+// statement, and the number of statements is bounded by the rounds (the most items one key has
+// in the page) times the kinds, not by how the keys interleave.
+func eachRound(kinds []int, keys []string, fn func(idx []int) error) error {
+	n := len(kinds)
+	round := make([]int, n)
+	last := make(map[string]int, min(n, 1024))
+	for i, k := range keys {
+		round[i] = last[k] + 1
+		last[k] = round[i]
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ia, ib := order[a], order[b]
+		if round[ia] != round[ib] {
+			return round[ia] < round[ib]
+		}
+		return kinds[ia] < kinds[ib]
+	})
+	for from := 0; from < n; {
+		to := from + 1
+		for to < n && round[order[to]] == round[order[from]] && kinds[order[to]] == kinds[order[from]] {
+			to++
+		}
+		if err := fn(order[from:to:to]); err != nil {
+			return err
+		}
+		from = to
+	}
+	return nil
 }
 
 // Country is the ISO 3166-1 alpha-2 region of an E.164 phone number (users.country), or "" when

@@ -7,7 +7,45 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
+
+// TestEachRound: a key's items stay in page order, one per statement; items of different keys
+// share a statement whatever lies between them; a round's kinds go in ascending order.
+func TestEachRound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		kinds []int
+		keys  []string
+		want  [][]int
+	}{
+		{name: "empty"},
+		{name: "one run", kinds: []int{1, 1, 1}, keys: []string{"a", "b", "c"}, want: [][]int{{0, 1, 2}}},
+		{
+			// created, message, consent per sender, as inbound webhooks append them.
+			name:  "interleaved senders",
+			kinds: []int{0, 4, 2, 0, 4, 4, 0, 4, 3, 2},
+			keys:  []string{"a", "a", "a", "b", "b", "c", "d", "d", "d", "d"},
+			want:  [][]int{{0, 3, 6}, {5}, {1, 4, 7}, {2}, {8}, {9}},
+		},
+		{
+			name:  "a repeated key waits for the next round",
+			kinds: []int{1, 1, 1, 1},
+			keys:  []string{"a", "a", "b", "a"},
+			want:  [][]int{{0, 2}, {1}, {3}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [][]int
+			require.NoError(t, eachRound(tc.kinds, tc.keys, func(idx []int) error {
+				got = append(got, append([]int(nil), idx...))
+				return nil
+			}))
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
 
 func TestCountry(t *testing.T) {
 	for _, tc := range []struct{ phone, want string }{
