@@ -3,7 +3,11 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -86,8 +90,19 @@ type PhoneCheck struct {
 // ClassifyPhone reads a phone number in the formats NormalizePhone accepts and says why it is
 // not a valid number when it is not, with one of the reason codes above. It never guesses: a
 // value with letters (a vanity number, a name in the wrong column) is unparseable.
+// PhoneClassifier gives the same answers faster, for bulk use.
 func ClassifyPhone(raw, defaultRegion string) PhoneCheck {
-	s := strings.TrimSpace(raw)
+	s, region, early, done := preparePhone(raw, defaultRegion)
+	if done {
+		return early
+	}
+	return classifyParsed(s, region)
+}
+
+// preparePhone does ClassifyPhone's checks before libphonenumber: the value to parse and the
+// default region, or (done) the verdict already.
+func preparePhone(raw, defaultRegion string) (s, region string, verdict PhoneCheck, done bool) {
+	s = strings.TrimSpace(raw)
 	for _, prefix := range []string{"whatsapp:", "tel:"} {
 		if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
 			s = strings.TrimSpace(s[len(prefix):])
@@ -95,13 +110,13 @@ func ClassifyPhone(raw, defaultRegion string) PhoneCheck {
 	}
 	switch {
 	case s == "":
-		return PhoneCheck{Reason: PhoneMissing, Detail: "no phone number"}
+		return "", "", PhoneCheck{Reason: PhoneMissing, Detail: "no phone number"}, true
 	case len(s) > 64:
-		return PhoneCheck{Reason: PhoneTooLong, Detail: "too long to be a phone number"}
+		return "", "", PhoneCheck{Reason: PhoneTooLong, Detail: "too long to be a phone number"}, true
 	}
 	for _, r := range s {
 		if !(r >= '0' && r <= '9') && !strings.ContainsRune("+-.() /\u00a0", r) {
-			return PhoneCheck{Reason: PhoneUnparseable, Detail: fmt.Sprintf("%q is not allowed in a phone number", r)}
+			return "", "", PhoneCheck{Reason: PhoneUnparseable, Detail: fmt.Sprintf("%q is not allowed in a phone number", r)}, true
 		}
 	}
 	if strings.HasPrefix(s, "00") {
@@ -109,15 +124,20 @@ func ClassifyPhone(raw, defaultRegion string) PhoneCheck {
 	}
 	digits := strings.Map(keepDigitsAndPlus, s)
 	if strings.Count(digits, "+") > 1 || strings.LastIndex(digits, "+") > 0 {
-		return PhoneCheck{Reason: PhoneUnparseable, Detail: "+ may only start the number"}
+		return "", "", PhoneCheck{Reason: PhoneUnparseable, Detail: "+ may only start the number"}, true
 	}
 	if strings.HasPrefix(digits, "+521") && len(digits) == 14 {
 		s = "+52" + digits[4:]
 	}
-	region := strings.ToUpper(defaultRegion)
+	region = strings.ToUpper(defaultRegion)
 	if !strings.HasPrefix(s, "+") && region == "" {
-		return PhoneCheck{Reason: PhoneUnparseable, Detail: "no country code (start it with +) and no default region"}
+		return "", "", PhoneCheck{Reason: PhoneUnparseable, Detail: "no country code (start it with +) and no default region"}, true
 	}
+	return s, region, PhoneCheck{}, false
+}
+
+// classifyParsed is ClassifyPhone past preparePhone: libphonenumber's parse and checks.
+func classifyParsed(s, region string) PhoneCheck {
 	parsed, err := phonenumbers.Parse(s, region)
 	switch {
 	case errors.Is(err, phonenumbers.ErrTooShortNSN), errors.Is(err, phonenumbers.ErrTooShortAfterIDD):
@@ -149,14 +169,238 @@ func ClassifyPhone(raw, defaultRegion string) PhoneCheck {
 	} else {
 		r = phonenumbers.GetRegionCodeForNumber(parsed)
 	}
-	if len(r) == 2 && r != phonenumbers.UNKNOWN_REGION {
-		out.Region = r
+	return finishPhone(out, r, typ)
+}
+
+// finishPhone adds a valid number's region, time zones and warning.
+func finishPhone(out PhoneCheck, region string, typ phonenumbers.PhoneNumberType) PhoneCheck {
+	if len(region) == 2 && region != phonenumbers.UNKNOWN_REGION {
+		out.Region = region
 	}
-	if zones, err := phonenumbers.GetTimezonesForNumber(parsed); err == nil && !(len(zones) == 1 && zones[0] == phonenumbers.UNKNOWN_TIMEZONE) {
+	if zones, err := phonenumbers.GetTimezonesForPrefix(out.E164); err == nil && !(len(zones) == 1 && zones[0] == phonenumbers.UNKNOWN_TIMEZONE) {
 		out.Zones = zones
 	}
 	if typ == phonenumbers.FIXED_LINE {
 		out.Warning = PhoneNotMobile
 	}
 	return out
+}
+
+// PhoneClassifier answers exactly as ClassifyPhone, several times faster for a number written
+// in international form ("+51987654321", "0051 987 654 321"): it reads the country code and the
+// national number without libphonenumber's general parser (extension, IDD and alphabetic
+// handling a number of digits cannot need) and matches the national number against the
+// region's patterns compiled once, each pattern once (libphonenumber rebuilds every pattern's
+// key and runs each matching pattern twice). Whatever the fast path is not certain to read as
+// libphonenumber does — a national prefix that parsing could strip, an Italian leading zero, a
+// non-geographic code, an invalid number — goes the way of ClassifyPhone. Safe for concurrent
+// use.
+type PhoneClassifier struct {
+	metadata map[string]*phonenumbers.PhoneMetadata // by region
+	tables   sync.Map                               // region → *phoneRegion, built on first use
+}
+
+// NewPhoneClassifier reads libphonenumber's metadata.
+func NewPhoneClassifier() (*PhoneClassifier, error) {
+	coll, err := phoneMetadata()
+	if err != nil {
+		return nil, fmt.Errorf("phone metadata: %w", err)
+	}
+	p := &PhoneClassifier{metadata: map[string]*phonenumbers.PhoneMetadata{}}
+	for _, m := range coll.GetMetadata() {
+		if id := m.GetId(); id != "" && id != phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY {
+			p.metadata[id] = m
+		}
+	}
+	return p, nil
+}
+
+// phoneMetadata parses libphonenumber's embedded metadata once (MetadataCollection is not safe
+// for concurrent first calls).
+var phoneMetadata = sync.OnceValues(phonenumbers.MetadataCollection)
+
+// phoneDesc is one number type's pattern, anchored, with its possible lengths.
+type phoneDesc struct {
+	lengths []int32
+	re      *regexp.Regexp
+}
+
+func newPhoneDesc(d *phonenumbers.PhoneNumberDesc) (phoneDesc, error) {
+	re, err := regexp.Compile("^(?:" + d.GetNationalNumberPattern() + ")$")
+	if d == nil {
+		return phoneDesc{re: re}, err
+	}
+	return phoneDesc{lengths: d.PossibleLength, re: re}, err
+}
+
+// match is libphonenumber's isNumberMatchingDesc.
+func (d phoneDesc) match(nsn string) bool {
+	if len(d.lengths) > 0 && !slices.Contains(d.lengths, int32(len(nsn))) {
+		return false
+	}
+	return d.re.MatchString(nsn)
+}
+
+// phoneRegion is a region's metadata compiled. descs are in getNumberTypeHelper's order.
+type phoneRegion struct {
+	general        phoneDesc
+	typed          [8]phoneDesc // premium rate … voicemail: each makes a number valid, not fixed
+	fixed, mobile  phoneDesc
+	sameFixed      bool
+	nationalPrefix *regexp.Regexp // national prefix for parsing, at the start; nil when none
+	leading        *regexp.Regexp // leading digits; nil when none
+}
+
+var typedNumbers = [8]phonenumbers.PhoneNumberType{phonenumbers.PREMIUM_RATE, phonenumbers.TOLL_FREE, phonenumbers.SHARED_COST,
+	phonenumbers.VOIP, phonenumbers.PERSONAL_NUMBER, phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL}
+
+func (p *PhoneClassifier) region(id string) *phoneRegion {
+	if t, ok := p.tables.Load(id); ok {
+		return t.(*phoneRegion)
+	}
+	m := p.metadata[id]
+	if m == nil {
+		return nil
+	}
+	t := &phoneRegion{sameFixed: m.GetSameMobileAndFixedLinePattern()}
+	var errs []error
+	add := func(d *phonenumbers.PhoneNumberDesc) phoneDesc {
+		pd, err := newPhoneDesc(d)
+		errs = append(errs, err)
+		return pd
+	}
+	t.general = add(m.GetGeneralDesc())
+	for i, d := range []*phonenumbers.PhoneNumberDesc{m.GetPremiumRate(), m.GetTollFree(), m.GetSharedCost(), m.GetVoip(),
+		m.GetPersonalNumber(), m.GetPager(), m.GetUan(), m.GetVoicemail()} {
+		t.typed[i] = add(d)
+	}
+	t.fixed, t.mobile = add(m.GetFixedLine()), add(m.GetMobile())
+	if np := m.GetNationalPrefixForParsing(); np != "" {
+		re, err := regexp.Compile("^(?:" + np + ")")
+		errs = append(errs, err)
+		t.nationalPrefix = re
+	}
+	if ld := m.GetLeadingDigits(); ld != "" {
+		re, err := regexp.Compile("^(?:" + ld + ")")
+		errs = append(errs, err)
+		t.leading = re
+	}
+	if errors.Join(errs...) != nil {
+		return nil // a pattern Go cannot compile: libphonenumber would panic; the slow path decides
+	}
+	actual, _ := p.tables.LoadOrStore(id, t)
+	return actual.(*phoneRegion)
+}
+
+// numberType is libphonenumber's getNumberTypeHelper.
+func (t *phoneRegion) numberType(nsn string) phonenumbers.PhoneNumberType {
+	if !t.general.match(nsn) {
+		return phonenumbers.UNKNOWN
+	}
+	for i, d := range t.typed {
+		if d.match(nsn) {
+			return typedNumbers[i]
+		}
+	}
+	if t.fixed.match(nsn) {
+		if t.sameFixed || t.mobile.match(nsn) {
+			return phonenumbers.FIXED_LINE_OR_MOBILE
+		}
+		return phonenumbers.FIXED_LINE
+	}
+	if !t.sameFixed && t.mobile.match(nsn) {
+		return phonenumbers.MOBILE
+	}
+	return phonenumbers.UNKNOWN
+}
+
+// Classify is ClassifyPhone.
+func (p *PhoneClassifier) Classify(raw, defaultRegion string) PhoneCheck {
+	s, region, early, done := preparePhone(raw, defaultRegion)
+	if done {
+		return early
+	}
+	if out, ok := p.fast(s); ok {
+		return out
+	}
+	return classifyParsed(s, region)
+}
+
+// fast classifies a valid number written as + and digits (spaces allowed), reading it as
+// libphonenumber's Parse does; ok is false for anything else.
+func (p *PhoneClassifier) fast(s string) (PhoneCheck, bool) {
+	if len(s) < 8 || s[0] != '+' {
+		return PhoneCheck{}, false
+	}
+	var buf [24]byte
+	digits := buf[:0]
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if len(digits) == len(buf) {
+				return PhoneCheck{}, false
+			}
+			digits = append(digits, c)
+		case c != ' ':
+			return PhoneCheck{}, false
+		}
+	}
+	// At least 7 digits, no leading 0: Parse reads a viable number with a country code.
+	if len(digits) < 7 || digits[0] == '0' {
+		return PhoneCheck{}, false
+	}
+	// The country code: the shortest prefix that is one (extractCountryCode).
+	cc, regions := 0, []string(nil)
+	for i := 1; i <= 3; i++ {
+		cc = cc*10 + int(digits[i-1]-'0')
+		if regions = phonenumbers.GetRegionCodesForCountryCode(cc); len(regions) > 0 {
+			digits = digits[i:]
+			break
+		}
+	}
+	// Parse reads the national number against the main region's metadata; an Italian
+	// leading zero, or a national prefix it could strip, is left to it.
+	if len(regions) == 0 || len(digits) < 2 || len(digits) > 17 || digits[0] == '0' {
+		return PhoneCheck{}, false
+	}
+	main := p.region(regions[0])
+	if main == nil {
+		return PhoneCheck{}, false // a non-geographic code (001)
+	}
+	nsn := string(digits)
+	if main.nationalPrefix != nil && main.nationalPrefix.MatchString(nsn) {
+		return PhoneCheck{}, false
+	}
+	// GetRegionCodeForNumber, then GetNumberType in that region.
+	where := regions[0]
+	if len(regions) > 1 {
+		where = ""
+		for _, id := range regions {
+			t := p.region(id)
+			if t == nil {
+				return PhoneCheck{}, false
+			}
+			if t.leading != nil {
+				if t.leading.MatchString(nsn) {
+					where = id
+					break
+				}
+			} else if t.numberType(nsn) != phonenumbers.UNKNOWN {
+				where = id
+				break
+			}
+		}
+	}
+	if where == "" {
+		return PhoneCheck{}, false // not valid: ClassifyPhone says why
+	}
+	t := p.region(where)
+	if t == nil {
+		return PhoneCheck{}, false
+	}
+	typ := t.numberType(nsn)
+	if typ == phonenumbers.UNKNOWN {
+		return PhoneCheck{}, false
+	}
+	return finishPhone(PhoneCheck{E164: "+" + strconv.Itoa(cc) + nsn}, where, typ), true
 }
