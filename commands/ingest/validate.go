@@ -56,13 +56,37 @@ type candidate struct {
 	multiZone bool
 }
 
-// zoneCache remembers time.LoadLocation answers (it reads the zone database each call).
+// zoneCache remembers time.LoadLocation answers (it reads the zone database each call), and
+// what else validation asks again and again: attribute keys, topic slugs. phones classifies
+// phone numbers (nil: commands.ClassifyPhone, the same answers slower).
 type zoneCache struct {
 	mu      sync.Mutex
 	zones   map[string]bool
 	differs map[string]bool
 	keys    sync.Map // attribute key → valid
 	nkeys   atomic.Int64
+	slugs   sync.Map // topic → its slug
+	nslugs  atomic.Int64
+	phones  *commands.PhoneClassifier
+}
+
+func (z *zoneCache) classify(phone, region string) commands.PhoneCheck {
+	if z.phones == nil {
+		return commands.ClassifyPhone(phone, region)
+	}
+	return z.phones.Classify(phone, region)
+}
+
+// slug is commands.Slug, remembered (it allocates a Unicode normalizer per call).
+func (z *zoneCache) slug(topic string) string {
+	if s, seen := z.slugs.Load(topic); seen {
+		return s.(string)
+	}
+	s := commands.Slug(topic)
+	if z.nslugs.Add(1) <= 10000 {
+		z.slugs.Store(topic, s)
+	}
+	return s
 }
 
 func (z *zoneCache) valid(name string) bool {
@@ -164,7 +188,7 @@ func validate(row Row, region string, zones *zoneCache) (candidate, *events.Impo
 	if row.Malformed != "" {
 		return reject(ReasonMalformedRow, row.Raw, row.Malformed)
 	}
-	pc := commands.ClassifyPhone(row.Phone, region)
+	pc := zones.classify(row.Phone, region)
 	if pc.Reason != "" {
 		return reject(pc.Reason, row.Phone, pc.Detail)
 	}
@@ -180,7 +204,7 @@ func validate(row Row, region string, zones *zoneCache) (candidate, *events.Impo
 		return reject(ReasonInvalidTopic, strings.Join(row.Topics, ";"), fmt.Sprintf("at most %d topics", maxTopics))
 	}
 	for _, t := range row.Topics {
-		slug := commands.Slug(t)
+		slug := zones.slug(t)
 		if slug == "" || slug != strings.ToLower(t) {
 			return reject(ReasonInvalidTopic, t, fmt.Sprintf("topics are slugs (lower case letters, digits and -); did you mean %q?", slug))
 		}
