@@ -154,6 +154,7 @@ func (a *API) routes() []route {
 
 		{http.MethodGet, "/v1/templates", RoleRead, a.listTemplates, false},
 		{http.MethodPost, "/v1/templates", RoleAdmin, a.createTemplate, true},
+		{http.MethodPost, "/v1/templates/preview", RoleRead, a.previewDraft, false},
 		{http.MethodGet, "/v1/templates/{id}", RoleRead, a.getTemplate, false},
 		{http.MethodPut, "/v1/templates/{id}", RoleAdmin, a.replaceTemplate, false},
 		{http.MethodDelete, "/v1/templates/{id}", RoleAdmin, a.templates.remove(a, a.catalog.DeleteTemplate), false},

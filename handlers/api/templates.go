@@ -110,19 +110,22 @@ func rendered(res template.Result) Rendered {
 	return out
 }
 
-// previewTemplate renders a template for a user (phone) or for ad-hoc attributes.
+// templatePreviewBody is what a template is rendered for: a user (phone) or ad-hoc attributes.
+type templatePreviewBody struct {
+	Phone      string         `json:"phone"`
+	Attributes map[string]any `json:"attributes"`
+	Locale     string         `json:"locale"`
+	Country    string         `json:"country"`
+	Event      map[string]any `json:"event"`
+}
+
+// previewTemplate renders a saved template for a user (phone) or for ad-hoc attributes.
 func (a *API) previewTemplate(w http.ResponseWriter, r *http.Request) error {
 	id, err := idParam(r)
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Phone      string         `json:"phone"`
-		Attributes map[string]any `json:"attributes"`
-		Locale     string         `json:"locale"`
-		Country    string         `json:"country"`
-		Event      map[string]any `json:"event"`
-	}
+	var b templatePreviewBody
 	if err := a.decode(w, r, &b); err != nil {
 		return err
 	}
@@ -130,6 +133,37 @@ func (a *API) previewTemplate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	return a.renderPreview(w, r, t.Template, b)
+}
+
+// previewDraft serves POST /v1/templates/preview: a template that is not saved (an editor's
+// text as the operator types) validated and rendered like a saved one; its problems name
+// paths under "template." (template.variants.es.body).
+func (a *API) previewDraft(w http.ResponseWriter, r *http.Request) error {
+	var b struct {
+		Template template.Template `json:"template"`
+		templatePreviewBody
+	}
+	if err := a.decode(w, r, &b); err != nil {
+		return err
+	}
+	if b.Template.Name == "" {
+		b.Template.Name = "preview"
+	}
+	t, err := checkTemplate(b.Template)
+	if err != nil {
+		var pe *problemError
+		if errors.As(err, &pe) {
+			for i := range pe.fields {
+				pe.fields[i].Field = "template." + pe.fields[i].Field
+			}
+		}
+		return err
+	}
+	return a.renderPreview(w, r, t, b.templatePreviewBody)
+}
+
+func (a *API) renderPreview(w http.ResponseWriter, r *http.Request, t template.Template, b templatePreviewBody) error {
 	data := template.Data{Attributes: b.Attributes, Locale: b.Locale, Country: b.Country, Event: b.Event}
 	if b.Phone != "" {
 		phone, err := commands.NormalizePhone(b.Phone, a.cfg.DefaultRegion)
@@ -145,7 +179,7 @@ func (a *API) previewTemplate(w http.ResponseWriter, r *http.Request) error {
 			data.Locale = b.Locale
 		}
 	}
-	res, err := t.Template.Render(data)
+	res, err := t.Render(data)
 	if err != nil && !errors.Is(err, template.ErrMissingValue) && !errors.Is(err, template.ErrTooLong) {
 		return err
 	}
