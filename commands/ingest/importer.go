@@ -661,7 +661,7 @@ func (im *Importer) decideBatch(ctx context.Context, spec Spec, b *batch, seen m
 		stream := events.UserStream(phone)
 		var idKey strings.Builder
 		for i, e := range evs {
-			rec, err := events.NewRecord(uuid.Max, stream, e, spec.Metadata) // its id is set below (Max spares a random one)
+			rec, err := newRecord(uuid.Nil, stream, e, spec.Metadata) // its id is set below
 			if err != nil {
 				return err
 			}
