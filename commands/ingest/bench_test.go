@@ -261,5 +261,8 @@ func BenchmarkTriggers(b *testing.B) {
 		b.ReportMetric(took.Seconds(), "s_total")
 		b.Logf("%d lines against %d users: accepted %d, rejected %d, duplicates %d, recipients %d in %s",
 			lines, users, rep.Accepted, rep.Rejected, rep.Duplicates, rep.Recipients, took.Round(time.Millisecond))
+		b.Logf("stages: parsing %s, looking up ids and the catalog %s, counting audiences %s, appending %s",
+			rep.Timing.Parse.Round(time.Millisecond), rep.Timing.Lookup.Round(time.Millisecond),
+			rep.Timing.Count.Round(time.Millisecond), rep.Timing.Append.Round(time.Millisecond))
 	}
 }
