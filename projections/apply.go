@@ -15,10 +15,14 @@ import (
 
 // cursor is where an applier keeps its checkpoint: the checkpoints table for the live path,
 // memory for a rebuild. begin opens the transaction the page is applied in; reader reads the
-// log outside it (the next page, ahead of time).
+// log outside it (the next page, ahead of time). skip moves the checkpoint from → to past a
+// stretch of the log that holds nothing for the projection — no effect to commit with it, so no
+// page transaction — and reports false if the checkpoint is no longer at from (another runner
+// moved it).
 type cursor interface {
 	begin(ctx context.Context) (pgx.Tx, store.Checkpoint, error)
 	save(ctx context.Context, tx pgx.Tx, cp store.Checkpoint) error
+	skip(ctx context.Context, from, to store.Checkpoint) (bool, error)
 	committed(cp store.Checkpoint)
 	reader() store.Querier
 }
@@ -31,8 +35,9 @@ type applier struct {
 	handles  []string
 	// fallbacks counts the set-based pages that failed and were applied again event by event;
 	// readAheads the pages applied as read ahead; prepared the pages applied with statements
-	// prepared ahead of their transaction (pageRead.prepare).
-	fallbacks, readAheads, prepared atomic.Int64
+	// prepared ahead of their transaction (pageRead.prepare); skipped the pages with nothing for
+	// the projection, passed without a page transaction (skipOutside).
+	fallbacks, readAheads, prepared, skipped atomic.Int64
 
 	mu    sync.Mutex
 	ahead *readAhead // the next page, being read while the current one is applied
@@ -273,7 +278,15 @@ func (a *applier) stepUntil(ctx context.Context, cur cursor, limit int, until *s
 func (a *applier) stepPage(ctx context.Context, cur cursor, limit int, batch bool, until *store.Checkpoint) (stepResult, error) {
 	var known []*pageRead // pages read before the transaction, usable if they start at its checkpoint
 	if until == nil {
-		known = append(known, a.takeAhead(ctx))
+		ahead := a.takeAhead(ctx)
+		known = append(known, ahead)
+		if ahead == nil {
+			pr, res, done, err := a.skipOutside(ctx, cur, limit)
+			if done || err != nil {
+				return res, err
+			}
+			known = append(known, pr)
+		}
 	}
 	a.mu.Lock()
 	known, a.again = append(known, a.again), nil
@@ -333,6 +346,50 @@ func (a *applier) stepPage(ctx context.Context, cur cursor, limit int, batch boo
 		res.last = page.Events[n-1]
 	}
 	return res, nil
+}
+
+// skipOutside reads the page after where this applier last left the checkpoint, outside any
+// transaction, and settles it there if it holds nothing for the projection: nothing new at all
+// (an empty round costs the read), or only other types (the checkpoint moves with one
+// compare-and-set, cursor.skip). Most projections handle few types, and every doorbell used to
+// cost each of them a page transaction — begin, lock, read, update, commit — for nothing. No
+// effect is committed, so moving the checkpoint alone keeps apply and checkpoint together. A
+// page with events is returned (done false) for the transaction to apply if its checkpoint is
+// still where the page starts; so is nil when this applier has not committed yet, the read
+// failed (the transaction reads again and reports it) or another runner moved the checkpoint.
+func (a *applier) skipOutside(ctx context.Context, cur cursor, limit int) (pr *pageRead, res stepResult, done bool, err error) {
+	a.mu.Lock()
+	from, moved := a.left, a.moved
+	a.mu.Unlock()
+	if !moved {
+		return nil, stepResult{}, false, nil
+	}
+	pr, err = a.read(ctx, cur.reader(), from, limit)
+	if err != nil || len(pr.page.Events) > 0 {
+		return pr, stepResult{}, false, nil
+	}
+	res = stepResult{caughtUp: pr.page.CaughtUp}
+	next := pr.page.Next
+	if next == from {
+		return nil, res, true, nil
+	}
+	ok, err := cur.skip(ctx, from, next)
+	if err != nil || !ok {
+		return nil, stepResult{}, err != nil, err
+	}
+	a.skipped.Add(1)
+	cur.committed(next)
+	a.mu.Lock()
+	a.left = next
+	a.mu.Unlock()
+	return nil, res, true, nil
+}
+
+// passed reports whether this applier's last commit left the checkpoint at or past cp.
+func (a *applier) passed(cp store.Checkpoint) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.moved && !a.left.Less(cp)
 }
 
 // recover handles a failed page (read with limit): it commits the events before the failing
@@ -428,6 +485,21 @@ func (c liveCursor) save(ctx context.Context, tx pgx.Tx, cp store.Checkpoint) er
 		return fmt.Errorf("move checkpoint of %s: %w", c.name, err)
 	}
 	return nil
+}
+
+// sqlSkip moves a checkpoint that is still where the caller left it. It is one statement, its
+// own transaction, with synchronous_commit off for that transaction (set_config local to it; the
+// commit record is written before the setting is reset), as for the page transactions.
+const sqlSkip = `WITH async AS (SELECT set_config('synchronous_commit', 'off', true))
+UPDATE checkpoints SET last_tx = $2, last_position = $3, updated_at = now()
+WHERE name = $1 AND last_tx = $4 AND last_position = $5 AND EXISTS (SELECT FROM async)`
+
+func (c liveCursor) skip(ctx context.Context, from, to store.Checkpoint) (bool, error) {
+	tag, err := c.pool.Exec(ctx, sqlSkip, checkpointName(c.name), to.TxID, to.Position, from.TxID, from.Position)
+	if err != nil {
+		return false, fmt.Errorf("move checkpoint of %s: %w", c.name, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 func (liveCursor) committed(store.Checkpoint) {}

@@ -456,6 +456,10 @@ func (c *rebuildCursor) save(_ context.Context, _ pgx.Tx, cp store.Checkpoint) e
 	return nil
 }
 
+func (c *rebuildCursor) skip(_ context.Context, from, _ store.Checkpoint) (bool, error) {
+	return c.cp == from, nil // committed moves it
+}
+
 func (c *rebuildCursor) committed(cp store.Checkpoint) { c.cp = cp }
 
 func (c *rebuildCursor) reader() store.Querier { return c.pool }

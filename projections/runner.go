@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"herald/events"
+	"herald/events/relay"
 	"herald/events/store"
 	"herald/events/transport"
 )
@@ -383,6 +385,15 @@ func (w *worker) subscribe(ctx context.Context, cfg Config) error {
 }
 
 func (w *worker) handleDoorbell(ctx context.Context, msg *message.Message) {
+	// A doorbell names the head the relay saw. Doorbells are rung every few milliseconds while
+	// the log grows, many more than there are rounds: one this applier has already passed is
+	// acked at once rather than waiting for a round of its own, which kept a backlog of them
+	// queued in front of the newest one (the subscriber hands over the next only after an ack).
+	var bell relay.Doorbell
+	if json.Unmarshal(msg.Payload, &bell) == nil && w.a.passed(store.Checkpoint{TxID: bell.TxID, Position: bell.Position}) {
+		msg.Ack()
+		return
+	}
 	done := w.nextRound()
 	w.poke()
 	select {
