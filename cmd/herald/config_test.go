@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -114,4 +115,18 @@ func TestUnknownCommand(t *testing.T) {
 	err := run(context.Background(), []string{"launch"}, env(nil), &stdout, &stderr)
 	require.Error(t, err)
 	assert.Contains(t, stderr.String(), "usage: herald")
+}
+
+// TestREADMEListsEveryVariable keeps README.md's configuration table complete: every variable
+// the configuration reads has a row.
+func TestREADMEListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	read := map[string]bool{}
+	_, _ = loadConfig(func(k string) string { read[k] = true; return "" })
+	require.NotEmpty(t, read)
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	for k := range read {
+		assert.Contains(t, string(readme), "| `"+k+"` |", "README.md's configuration table lacks %s", k)
+	}
 }
