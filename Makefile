@@ -26,7 +26,7 @@ PROJECTION ?= all
 # Every Go file git knows of or would add (tracked, plus untracked ones that are not ignored).
 GO_FILES := git ls-files -z --cached --others --exclude-standard -- '*.go'
 
-.PHONY: help build run migrate rebuild services test-services test test-short test-faults load bench lint fmt up down clean demo-recording
+.PHONY: help build run migrate rebuild services test-services test test-short test-faults load fuzz bench lint fmt up down clean demo-recording
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-13s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ load: test-services ## the load test: webhooks + a running campaign + API reads 
 
 test-short: test-services ## run the tests in -short mode
 	$(GO) test -short -count=1 -p 2 -timeout 10m ./...
+
+fuzz: test-services ## run every fuzz target (.ci/fuzz lists them) for FUZZTIME (default 60s), two at a time
+	FUZZTIME=$(or $(FUZZTIME),60s) .ci/fuzz
 
 bench: test-services ## run every benchmark once at full size; output in bench.out
 	HERALD_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime=1x -timeout 60m ./... | tee bench.out
