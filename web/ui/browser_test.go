@@ -131,6 +131,11 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// choose picks value in a <select> as the keyboard would (and tells the page it changed).
+func choose(sel, value string) chromedp.Action[chromedp.Void] {
+	return eval(fmt.Sprintf(`(function(){var e=document.querySelector(%s); e.value=%s; e.dispatchEvent(new Event("change",{bubbles:true}))})()`, js(sel), js(value)))
+}
+
 func eval(expr string) chromedp.Action[chromedp.Void] { return chromedp.Evaluate[chromedp.Void](expr) }
 
 // TestBrowserWalkthrough drives Herald's UI in headless Chromium against the real server
@@ -193,9 +198,25 @@ func walkthrough(t *testing.T, tr *tour) {
 		tr.open("/users?q=Lima"),
 		waitText("table", "+51987650003"),
 	)
-	tr.step("segment",
+	tr.step("segment builder",
 		tr.open("/segments/new"),
 		chromedp.SendKeys(chromedp.CSS("#name"), "Lima customers"),
+		// The example rule (consent OPT_IN and country PE) is drawn as conditions; add one on an
+		// attribute with the keyboard and the mouse, and the count follows.
+		waitText("#rule-count", "3 users match"),
+		chromedp.Click(chromedp.CSS(`[data-key="root:add"]`)),
+		choose(`[data-key="and[2]:field"]`, ""),
+		chromedp.SendKeys(chromedp.CSS(`[data-key="and[2]:attr"]`), "city"),
+		eval(`(function(){var e=document.querySelector('[data-key="and[2]:value"]'); e.value="Lima"; e.dispatchEvent(new Event("input"))})()`),
+		waitText("#rule-count", "2 users match"),
+		// An operator attributes do not take: the API's error shows at that operator.
+		choose(`[data-key="and[2]:op"]`, "within_last"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-path="and[2]"] > [data-part="op"][aria-invalid="true"]`)),
+		waitText(`[data-path="and[2]"] > .rule-error`, "op"),
+		choose(`[data-key="and[2]:op"]`, "eq"),
+		waitText("#rule-count", "2 users match"),
+	)
+	tr.step("segment",
 		chromedp.SetValue(chromedp.CSS("#rule"), `{"attr": "city", "op": "eq", "value": "Lima"}`),
 		eval(`document.getElementById("rule").dispatchEvent(new Event("input"))`),
 		waitText("#rule-count", "2 users match"),
@@ -205,7 +226,7 @@ func walkthrough(t *testing.T, tr *tour) {
 		chromedp.SetValue(chromedp.CSS("#rule"), `{"or": [{"attr": "city", "op": "eq", "value": "Lima"}, {"attr": "city", "op": "eq", "value": "Cusco"}]}`),
 		eval(`document.getElementById("rule").dispatchEvent(new Event("input"))`),
 		waitText("#rule-count", "3 users match"),
-		chromedp.Click(chromedp.CSS("#segment-form button")),
+		chromedp.Click(chromedp.CSS("#segment-form button[type=submit]")),
 		waitText("main", "Lima customers"),
 	)
 	tr.step("template",
@@ -214,7 +235,21 @@ func walkthrough(t *testing.T, tr *tour) {
 		chromedp.SetValue(chromedp.CSS("#body1"), "Hola {first_name}, este fin de semana {city|tu ciudad} tiene ofertas. Responde STOP para no recibir más."),
 		// An approved content SID: a campaign is business-initiated, outside any 24-hour window.
 		chromedp.SendKeys(chromedp.CSS("#sid1"), "HX0123456789abcdef0123456789abcdef"),
-		chromedp.Click(chromedp.CSS("form[action='/templates'] button")),
+		// Preview as you type, for a chosen user: a placeholder Ana has no value for is marked.
+		chromedp.SendKeys(chromedp.CSS("#preview_phone"), "+51987650001"),
+		waitText("#draft-text", "Hola Ana, este fin de semana Lima tiene ofertas"),
+		chromedp.SendKeys(chromedp.CSS("#body1"), " {loyalty_tier}"),
+		waitText("#draft-missing", "loyalty_tier"),
+		waitText("#draft-source mark", "{loyalty_tier}"),
+		// A second locale, and an unclosed placeholder shown at that locale's body.
+		chromedp.Click(chromedp.CSS("#locale2")),
+		chromedp.SendKeys(chromedp.CSS("#locale2"), "en"),
+		chromedp.SendKeys(chromedp.CSS("#body2"), "Hi {first_name"),
+		waitText("#body2 ~ .field-error", "unclosed"),
+		eval(`(function(){var b=document.getElementById("body2"); b.value="Hi {first_name}, deals this weekend."; b.dispatchEvent(new Event("input",{bubbles:true}))})()`),
+		eval(`(function(){var b=document.getElementById("body1"); b.value=b.value.replace(" {loyalty_tier}",""); b.dispatchEvent(new Event("input",{bubbles:true}))})()`),
+		waitText("#draft-meta", "Rendered in"),
+		chromedp.Click(chromedp.CSS("#template-form button[type=submit]")),
 		waitText("h1", "Weekend deals"),
 		chromedp.SendKeys(chromedp.CSS("#phone"), "+51987650001"),
 		chromedp.Click(chromedp.CSS("form[action$='/preview'] button")),

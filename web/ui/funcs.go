@@ -21,6 +21,16 @@ var funcs = template.FuncMap{
 	"hasField": hasField,
 	"history":  history,
 	"orDone":   orDone,
+	"inc":      func(i int) int { return i + 1 },
+	"at":       at,
+}
+
+// at is list[i], or "" past its end.
+func at(list []string, i int) string {
+	if i < len(list) {
+		return list[i]
+	}
+	return ""
 }
 
 // history says in a sentence what a consent or subscription event of a user's stream did;

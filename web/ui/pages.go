@@ -624,6 +624,9 @@ const exampleRule = `{
 type segmentForm struct {
 	Values url.Values
 	Token  string
+	// ID and Version are set when an existing segment is edited.
+	ID      string
+	Version int
 }
 
 func (u *UI) segmentNew(w http.ResponseWriter, r *http.Request, s session, c client) error {
@@ -632,13 +635,38 @@ func (u *UI) segmentNew(w http.ResponseWriter, r *http.Request, s session, c cli
 	return nil
 }
 
-func (u *UI) segmentCreate(w http.ResponseWriter, r *http.Request, s session, c client) error {
+// segmentEdit is the editor on a saved segment; its form carries the version it shows, so a
+// save over someone else's change is refused (If-Match) instead of overwriting it.
+func (u *UI) segmentEdit(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	var sg segment
+	if err := c.get(r.Context(), "/v1/segments/"+esc(vars(r, "id")), nil, &sg); err != nil {
+		return err
+	}
+	rule, err := json.MarshalIndent(sg.Rule, "", "  ")
+	if err != nil {
+		return err
+	}
+	d := segmentForm{Values: url.Values{"name": {sg.Name}, "description": {sg.Description}, "rule": {string(rule)}},
+		Token: uuid.NewString(), ID: sg.ID, Version: sg.Version}
+	u.render(w, r, http.StatusOK, "segment_new", u.newPage(r, s, "Edit "+sg.Name, "segments", d))
+	return nil
+}
+
+// segmentSave creates a segment (POST /segments) or replaces one at the version its form
+// showed (POST /segments/{id}).
+func (u *UI) segmentSave(w http.ResponseWriter, r *http.Request, s session, c client) error {
 	if err := r.ParseForm(); err != nil {
 		return err
 	}
+	id := vars(r, "id")
+	version, _ := strconv.Atoi(r.PostFormValue("version"))
 	fail := func(err error) error {
-		d := segmentForm{Values: r.PostForm, Token: uuid.NewString()}
-		u.render(w, r, http.StatusUnprocessableEntity, "segment_new", u.newPage(r, s, "New segment", "segments", d).withErr(err))
+		d := segmentForm{Values: r.PostForm, Token: uuid.NewString(), ID: id, Version: version}
+		title := "New segment"
+		if id != "" {
+			title = "Edit segment"
+		}
+		u.render(w, r, http.StatusUnprocessableEntity, "segment_new", u.newPage(r, s, title, "segments", d).withErr(err))
 		return nil
 	}
 	var rule json.RawMessage
@@ -646,11 +674,40 @@ func (u *UI) segmentCreate(w http.ResponseWriter, r *http.Request, s session, c 
 		return fail(&apiError{Status: 422, Detail: "the rule is not valid JSON", Fields: []fieldError{{Field: "rule", Reason: err.Error()}}})
 	}
 	body := map[string]any{"name": r.PostFormValue("name"), "description": r.PostFormValue("description"), "rule": rule}
-	if err := c.send(r.Context(), http.MethodPost, "/v1/segments", body, nil, "Idempotency-Key", formToken(r)); err != nil {
+	var err error
+	if id == "" {
+		err = c.send(r.Context(), http.MethodPost, "/v1/segments", body, nil, "Idempotency-Key", formToken(r))
+	} else {
+		err = c.send(r.Context(), http.MethodPut, "/v1/segments/"+esc(id), body, nil, "If-Match", etag(version))
+	}
+	if err != nil {
 		return fail(err)
 	}
 	back(w, r, "/segments", "Segment saved.")
 	return nil
+}
+
+// etag is the If-Match value of a version the page showed.
+func etag(version int) string { return `"` + strconv.Itoa(version) + `"` }
+
+// remove deletes what path names at the version the page showed, then goes to list; a
+// refusal (stale version, still in use, read-only key) is shown on the page at back.
+func (u *UI) remove(noun, api, list string) handler {
+	return func(w http.ResponseWriter, r *http.Request, s session, c client) error {
+		id := vars(r, "id")
+		version, _ := strconv.Atoi(r.PostFormValue("version"))
+		err := c.send(r.Context(), http.MethodDelete, api+esc(id), nil, nil, "If-Match", etag(version))
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status != http.StatusUnauthorized {
+				u.renderError(w, r, s, err)
+				return nil
+			}
+			return err
+		}
+		back(w, r, list, strings.ToUpper(noun[:1])+noun[1:]+" deleted.")
+		return nil
+	}
 }
 
 // segmentCountJSON is what the rule editor calls as the operator types: the API's rule
@@ -699,20 +756,61 @@ func (u *UI) templateList(w http.ResponseWriter, r *http.Request, s session, c c
 type templateForm struct {
 	Values url.Values
 	Token  string
+	// ID and Version are set when a saved template is edited.
+	ID      string
+	Version int
+	// Variants is how many locale fieldsets the form shows (the saved ones and a blank one).
+	Variants []int
+}
+
+func newTemplateForm(values url.Values, id string, version int) templateForm {
+	n := max(len(values["locale"])+1, 2)
+	f := templateForm{Values: values, Token: uuid.NewString(), ID: id, Version: version}
+	for i := range n {
+		f.Variants = append(f.Variants, i)
+	}
+	return f
 }
 
 func (u *UI) templateNew(w http.ResponseWriter, r *http.Request, s session, c client) error {
-	d := templateForm{Values: url.Values{"locale": {"es"}, "body": {"Hola {first_name|amigo}, "}}, Token: uuid.NewString()}
+	d := newTemplateForm(url.Values{"locale": {"es"}, "body": {"Hola {first_name|amigo}, "}, "content_sid": {""}}, "", 0)
 	u.render(w, r, http.StatusOK, "template_new", u.newPage(r, s, "New template", "templates", d))
 	return nil
 }
 
-func (u *UI) templateCreate(w http.ResponseWriter, r *http.Request, s session, c client) error {
-	if err := r.ParseForm(); err != nil {
+// templateEdit is the editor on a saved template, at the version it shows.
+func (u *UI) templateEdit(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	var t tmpl
+	if err := c.get(r.Context(), "/v1/templates/"+esc(vars(r, "id")), nil, &t); err != nil {
 		return err
 	}
+	v := url.Values{"name": {t.Name}}
+	// The default locale first: the form's first variant is the default.
+	locales := make([]string, 0, len(t.Variants))
+	for l := range t.Variants {
+		if l != t.DefaultLocale {
+			locales = append(locales, l)
+		}
+	}
+	slices.Sort(locales)
+	if _, ok := t.Variants[t.DefaultLocale]; ok {
+		locales = append([]string{t.DefaultLocale}, locales...)
+	}
+	for _, l := range locales {
+		v.Add("locale", l)
+		v.Add("body", t.Variants[l].Body)
+		v.Add("content_sid", t.Variants[l].ContentSID)
+	}
+	d := newTemplateForm(v, t.ID, t.Version)
+	u.render(w, r, http.StatusOK, "template_new", u.newPage(r, s, "Edit "+t.Name, "templates", d))
+	return nil
+}
+
+// templateFromForm is the API's template input from the editor's fields: the variants in
+// the form's order, the first one the default.
+func templateFromForm(form url.Values) map[string]any {
 	variants := map[string]variant{}
-	locales, bodies, sids := r.PostForm["locale"], r.PostForm["body"], r.PostForm["content_sid"]
+	locales, bodies, sids := form["locale"], form["body"], form["content_sid"]
 	defaultLocale := ""
 	for i, l := range locales {
 		l = strings.TrimSpace(l)
@@ -734,15 +832,66 @@ func (u *UI) templateCreate(w http.ResponseWriter, r *http.Request, s session, c
 		}
 		variants[l] = v
 	}
-	body := map[string]any{"name": r.PostFormValue("name"), "channel": "whatsapp", "default_locale": defaultLocale, "variants": variants}
+	return map[string]any{"name": form.Get("name"), "channel": "whatsapp", "default_locale": defaultLocale, "variants": variants}
+}
+
+// templateSave creates a template (POST /templates) or replaces one at the version its form
+// showed (POST /templates/{id}).
+func (u *UI) templateSave(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	id := vars(r, "id")
+	version, _ := strconv.Atoi(r.PostFormValue("version"))
+	body := templateFromForm(r.PostForm)
 	var t tmpl
-	if err := c.send(r.Context(), http.MethodPost, "/v1/templates", body, &t, "Idempotency-Key", formToken(r)); err != nil {
-		d := templateForm{Values: r.PostForm, Token: uuid.NewString()}
-		u.render(w, r, http.StatusUnprocessableEntity, "template_new", u.newPage(r, s, "New template", "templates", d).withErr(err))
+	var err error
+	if id == "" {
+		err = c.send(r.Context(), http.MethodPost, "/v1/templates", body, &t, "Idempotency-Key", formToken(r))
+	} else {
+		err = c.send(r.Context(), http.MethodPut, "/v1/templates/"+esc(id), body, &t, "If-Match", etag(version))
+	}
+	if err != nil {
+		title := "New template"
+		if id != "" {
+			title = "Edit template"
+		}
+		d := newTemplateForm(r.PostForm, id, version)
+		u.render(w, r, http.StatusUnprocessableEntity, "template_new", u.newPage(r, s, title, "templates", d).withErr(err))
 		return nil
 	}
 	back(w, r, "/templates/"+esc(t.ID), "Template saved.")
 	return nil
+}
+
+// templateDraftJSON is what the template editor calls as the operator types: the draft
+// rendered for the chosen user (or locale) with its missing values, or the API's problems.
+func (u *UI) templateDraftJSON(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	if err := r.ParseForm(); err != nil {
+		return err
+	}
+	in := map[string]any{"template": templateFromForm(r.PostForm)}
+	if p := strings.TrimSpace(r.PostFormValue("preview_phone")); p != "" {
+		in["phone"] = p
+	} else {
+		in["attributes"] = map[string]any{}
+	}
+	if l := r.PostFormValue("preview_locale"); l != "" {
+		in["locale"] = l
+	}
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	var out rendered
+	if err := c.send(r.Context(), http.MethodPost, "/v1/templates/preview", in, &out); err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			return err
+		}
+		w.WriteHeader(ae.Status)
+		return json.NewEncoder(w).Encode(map[string]any{"error": ae.Detail, "fields": ae.Fields})
+	}
+	return json.NewEncoder(w).Encode(out)
 }
 
 type templateData struct {

@@ -131,6 +131,7 @@ type segment struct {
 	Description string `json:"description"`
 	Rule        any    `json:"rule"`
 	UpdatedAt   string `json:"updated_at"`
+	Version     int    `json:"version"`
 }
 
 type variant struct {
@@ -144,6 +145,7 @@ type tmpl struct {
 	DefaultLocale string             `json:"default_locale"`
 	Variants      map[string]variant `json:"variants"`
 	UpdatedAt     string             `json:"updated_at"`
+	Version       int                `json:"version"`
 }
 
 type importIssue struct {

@@ -180,13 +180,20 @@ func (u *UI) routes() []uiRoute {
 
 		{get, "/segments", u.segmentList},
 		{get, "/segments/new", u.segmentNew},
-		{post, "/segments", u.segmentCreate},
+		{post, "/segments", u.segmentSave},
 		{post, "/segments/count.json", u.segmentCountJSON},
+		{get, "/segments/{id}/edit", u.segmentEdit},
+		{post, "/segments/{id}", u.segmentSave},
+		{post, "/segments/{id}/delete", u.remove("segment", "/v1/segments/", "/segments")},
 
 		{get, "/templates", u.templateList},
 		{get, "/templates/new", u.templateNew},
-		{post, "/templates", u.templateCreate},
+		{post, "/templates", u.templateSave},
+		{post, "/templates/draft.json", u.templateDraftJSON},
 		{get, "/templates/{id}", u.templateShow},
+		{get, "/templates/{id}/edit", u.templateEdit},
+		{post, "/templates/{id}", u.templateSave},
+		{post, "/templates/{id}/delete", u.remove("template", "/v1/templates/", "/templates")},
 		{post, "/templates/{id}/preview", u.templatePreview},
 	}
 }
@@ -261,8 +268,13 @@ func (p *page) withErr(err error) *page {
 	var ae *apiError
 	if errors.As(err, &ae) {
 		p.Error, p.Fields = ae.Detail, ae.Fields
-		if ae.Status == http.StatusForbidden {
+		switch {
+		case ae.Status == http.StatusForbidden:
 			p.Error = "Your API key is read-only: this action needs an admin key."
+		case ae.Status == http.StatusConflict && hasField(ae.Fields, "If-Match") != "":
+			p.Error = "Someone changed this since you opened it, so your change was not saved (nothing was overwritten). " +
+				"Open it again to see the current version, then make your change there."
+			p.Fields = nil
 		}
 	} else if err != nil {
 		p.Error = "Something went wrong; the details are in Herald's log."

@@ -145,14 +145,18 @@ func TestXSSCorpus(t *testing.T) {
 	pages := []string{"/", "/campaigns", "/campaigns/" + cid, "/users", "/users?q=" + url.QueryEscape(xss[0]),
 		"/users/" + url.PathEscape(phone), "/inbox", "/inbox?q=" + url.QueryEscape(xss[1]), "/inbox/" + url.PathEscape(phone),
 		importPath, "/segments", "/templates", "/templates/" + tpl["id"].(string), "/campaigns/new",
+		"/segments/" + seg["id"].(string) + "/edit",
+		"/templates/" + tpl["id"].(string) + "/edit",
 	}
 	posts := map[string]url.Values{
 		"/campaigns/" + cid + "/preview":                nil,
 		"/templates/" + tpl["id"].(string) + "/preview": {"phone": {phone}},
-		"/templates": {"name": {payload}, "locale": {xss[1]}, "body": {"{" + xss[0]}},
-		"/segments":  {"name": {payload}, "rule": {xss[4]}},
+		"/templates":                                 {"name": {payload}, "locale": {xss[1]}, "body": {"{" + xss[0]}},
+		"/segments":                                  {"name": {payload}, "rule": {xss[4]}},
+		"/templates/" + tpl["id"].(string):           {"name": {payload}, "version": {"1"}, "locale": {xss[2]}, "body": {xss[5]}},
+		"/segments/" + seg["id"].(string):            {"name": {payload}, "version": {"1"}, "rule": {`{"attr": "city", "op": "` + xss[1] + `", "value": 1}`}},
 		"/inbox/" + url.PathEscape(phone) + "/reply": {"body": {""}},
-		"/campaigns": {"name": {payload}, "topic": {xss[2]}, "template_id": {xss[1]}},
+		"/campaigns":                                 {"name": {payload}, "topic": {xss[2]}, "template_id": {xss[1]}},
 	}
 	check := func(what string, p page) {
 		t.Helper()
