@@ -33,11 +33,13 @@ type ReceiveInboundHandler struct {
 	registry *events.Registry
 	replies  Replies
 	reads    *userReads
+	cache    *userCache
 }
 
 // NewReceiveInboundHandler wires the handler.
 func NewReceiveInboundHandler(s *store.Store, registry *events.Registry, replies Replies) *ReceiveInboundHandler {
-	return &ReceiveInboundHandler{store: s, registry: registry, replies: replies.withDefaults(), reads: newUserReads(s.Pool())}
+	return &ReceiveInboundHandler{store: s, registry: registry, replies: replies.withDefaults(),
+		reads: newUserReads(s.Pool()), cache: newUserCache(maxCachedUsers)}
 }
 
 // maxConflictRetries bounds how often a command decides again after a concurrent write.
@@ -65,7 +67,9 @@ const (
 // Handle appends, in one atomic append to the sender's stream: the user's creation if the
 // number is new (consent as the keyword leaves it: a plain message opts nobody in), the message
 // itself, and the consent and subscription changes its keyword asks for. A MessageSid already
-// recorded is a duplicate: nothing is appended and the same reply is given.
+// recorded is a duplicate: nothing is appended and the same reply is given. The user's state
+// comes from the batched read, or from the cache when the user was written to recently and the
+// keyword changes their state (userCache); a stale entry fails the append, which reads again.
 func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) (InboundResult, error) {
 	msg := cmd.Message
 	kw := Keyword{Command: msg.Command, Word: msg.Keyword, Topic: msg.Topic}
@@ -75,12 +79,17 @@ func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) 
 		return res, err
 	}
 	for attempt := 0; attempt < maxConflictRetries; attempt++ {
-		st, dup, err := h.reads.load(ctx, h.registry, msg.Phone, inboundID)
-		if err != nil {
-			return InboundResult{}, err
-		}
-		if dup {
-			return InboundResult{Duplicate: true, Reply: h.replies.For(kw, msg.OptOutType)}, nil
+		st, cached := h.cache.get(msg.Phone)
+		if !cached || !st.trusted(kw) {
+			var dup bool
+			var err error
+			st, dup, err = h.reads.load(ctx, h.registry, msg.Phone, inboundID)
+			if err != nil {
+				return InboundResult{}, err
+			}
+			if dup {
+				return InboundResult{Duplicate: true, Reply: h.replies.For(kw, msg.OptOutType)}, nil
+			}
 		}
 		decided := decideInbound(st, msg, kw)
 		recs := make([]events.Record, 0, len(decided))
@@ -94,10 +103,14 @@ func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) 
 		res, err := h.store.Append(ctx, stream, st.version, recs...)
 		switch {
 		case err == nil:
+			if !res.Duplicate {
+				h.cache.put(msg.Phone, st.after(decided, res.StreamVersion))
+			}
 			return InboundResult{Reply: h.replies.For(kw, msg.OptOutType), Checkpoint: res.Checkpoint, Duplicate: res.Duplicate}, nil
 		case errors.Is(err, store.ErrConcurrency), errors.Is(err, store.ErrEventIDReused):
 			// Another write to this user, or a concurrent delivery of the same message with
 			// another receive time: look again.
+			h.cache.forget(msg.Phone)
 			continue
 		default:
 			return InboundResult{}, fmt.Errorf("record inbound %s: %w", msg.MessageSID, err)
@@ -126,11 +139,15 @@ func (h *ReceiveInboundHandler) appendToKnownUser(ctx context.Context, cmd Recei
 	res, err := h.store.AppendExisting(ctx, events.UserStream(msg.Phone), rec)
 	switch {
 	case err == nil:
+		if !res.Duplicate {
+			h.cache.advance(msg.Phone, res.StreamVersion-1, res.StreamVersion)
+		}
 		return InboundResult{Reply: reply, Checkpoint: res.Checkpoint, Duplicate: res.Duplicate}, true, nil
 	case errors.Is(err, store.ErrEventIDReused):
 		// This MessageSid is stored: a retry, received at another time.
 		return InboundResult{Duplicate: true, Reply: reply}, true, nil
 	case errors.Is(err, store.ErrStreamEmpty):
+		h.cache.forget(msg.Phone)          // an erased user writing again
 		return InboundResult{}, false, nil // a new user: created with the message below
 	default:
 		return InboundResult{}, false, fmt.Errorf("record inbound %s: %w", msg.MessageSID, err)

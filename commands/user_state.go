@@ -163,3 +163,123 @@ func (b *userReads) serve() {
 		}
 	}
 }
+
+// userCache remembers each user's state at the stream version this process last read or wrote
+// it, so that a keyword from a user written to recently needs no read before its append: the
+// append expects that version, and any other write since (another process, the API, a status
+// opt-out) makes it fail with a concurrency error, after which the command forgets the entry and
+// reads. A state is only ever stored with the version it was read or written at, so an entry is
+// either the stream's present state or refused by the append.
+//
+// One case survives that check: an erased stream (its events moved off by the Eraser) that
+// other writers fill up to exactly a cached version again. So an entry is trusted only for a
+// decision that writes every event its keyword asks for (trusted): there a stale entry could at
+// worst add a redundant change (an opt-out of a user already opted out), never leave one out. A
+// keyword whose effect the entry says is already in place (STOP from an opted-out user, a
+// retried delivery) reads first.
+type userCache struct {
+	mu      sync.Mutex
+	entries map[string]userState
+	max     int
+}
+
+// maxCachedUsers bounds the cache; it is emptied when full (about 200 bytes an entry).
+const maxCachedUsers = 100_000
+
+func newUserCache(max int) *userCache {
+	return &userCache{entries: map[string]userState{}, max: max}
+}
+
+// get returns a copy of the entry for phone.
+func (c *userCache) get(phone string) (userState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.entries[phone]
+	if !ok {
+		return userState{}, false
+	}
+	return st.clone(), true
+}
+
+// put stores st (a copy) unless the entry already holds a later version.
+func (c *userCache) put(phone string, st userState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.entries[phone]; ok && old.version >= st.version {
+		return
+	}
+	if len(c.entries) >= c.max {
+		clear(c.entries)
+	}
+	c.entries[phone] = st.clone()
+}
+
+// advance records that events changing no state took the stream from version from to to: an
+// entry at from moves to to, any other entry older than to is dropped.
+func (c *userCache) advance(phone string, from, to int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.entries[phone]
+	switch {
+	case !ok || st.version >= to:
+	case st.version == from:
+		st.version = to
+		c.entries[phone] = st
+	default:
+		delete(c.entries, phone)
+	}
+}
+
+// forget drops the entry for phone.
+func (c *userCache) forget(phone string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, phone)
+}
+
+func (st userState) clone() userState {
+	topics := make(map[string]bool, len(st.topics))
+	for t := range st.topics {
+		topics[t] = true
+	}
+	st.topics = topics
+	return st
+}
+
+// trusted reports whether a decision from st writes every event kw can ask for, so that st may
+// come from the cache (see userCache).
+func (st userState) trusted(kw Keyword) bool {
+	if !st.exists {
+		return false
+	}
+	switch kw.Command {
+	case events.CommandStop:
+		return st.consent != events.ConsentOptOut
+	case events.CommandStart:
+		return st.consent != events.ConsentOptIn
+	case events.CommandSubscribe:
+		return st.consent != events.ConsentOptIn && !st.topics[kw.Topic]
+	case events.CommandUnsubscribe:
+		return st.topics[kw.Topic]
+	}
+	return false
+}
+
+// after is st once the decided events are appended, at version.
+func (st userState) after(decided []decision, version int) userState {
+	st = st.clone()
+	st.version = version
+	for _, d := range decided {
+		switch e := d.event.(type) {
+		case events.UserCreated:
+			st.exists, st.consent = true, e.Consent
+		case events.UserConsentChanged:
+			st.consent = e.Consent
+		case events.UserSubscribed:
+			st.topics[e.Topic] = true
+		case events.UserUnsubscribed:
+			delete(st.topics, e.Topic)
+		}
+	}
+	return st
+}

@@ -83,3 +83,53 @@ func TestUserReadsAnswerEachAsAlone(t *testing.T) {
 	_, _, err = reads.load(canceled, reg, "+14155550000", uuid.Nil)
 	assert.ErrorIs(t, err, context.Canceled)
 }
+
+// TestUserCache: entries only move forward, conversation messages advance an entry they follow,
+// and a cached state is trusted only for a keyword that writes everything it asks for.
+func TestUserCache(t *testing.T) {
+	t.Parallel()
+	optedIn := userState{exists: true, consent: events.ConsentOptIn, topics: map[string]bool{"deals": true}, version: 4}
+	c := newUserCache(10)
+	c.put("+1", optedIn)
+	optedIn.topics["news"] = true // the cache keeps its own copy
+	got, ok := c.get("+1")
+	require.True(t, ok)
+	assert.Equal(t, map[string]bool{"deals": true}, got.topics)
+
+	c.put("+1", userState{exists: true, version: 3}) // older: ignored
+	got, _ = c.get("+1")
+	assert.Equal(t, 4, got.version)
+	c.advance("+1", 4, 5) // a message right after it
+	got, _ = c.get("+1")
+	assert.Equal(t, 5, got.version)
+	assert.Equal(t, events.ConsentOptIn, got.consent)
+	c.advance("+1", 6, 7) // a write this process did not see came first
+	_, ok = c.get("+1")
+	assert.False(t, ok)
+
+	after := got.after([]decision{{keyMessage, events.UserMessageReceived{}},
+		{keyConsent, events.UserConsentChanged{Consent: events.ConsentOptOut}},
+		{keyUnsubscribed, events.UserUnsubscribed{Topic: "deals"}}}, 8)
+	assert.Equal(t, userState{exists: true, consent: events.ConsentOptOut, topics: map[string]bool{}, version: 8}, after)
+	assert.Equal(t, map[string]bool{"deals": true}, got.topics, "after works on a copy")
+
+	for _, tc := range []struct {
+		name string
+		st   userState
+		kw   Keyword
+		want bool
+	}{
+		{"STOP from an opted-in user", got, Keyword{Command: events.CommandStop}, true},
+		{"STOP from an opted-out user", after, Keyword{Command: events.CommandStop}, false},
+		{"START from an opted-out user", after, Keyword{Command: events.CommandStart}, true},
+		{"START from an opted-in user", got, Keyword{Command: events.CommandStart}, false},
+		{"SUBSCRIBE to a new topic, opted out", after, Keyword{Command: events.CommandSubscribe, Topic: "news"}, true},
+		{"SUBSCRIBE to a new topic, opted in", got, Keyword{Command: events.CommandSubscribe, Topic: "news"}, false},
+		{"UNSUBSCRIBE from a topic held", got, Keyword{Command: events.CommandUnsubscribe, Topic: "deals"}, true},
+		{"UNSUBSCRIBE from a topic not held", after, Keyword{Command: events.CommandUnsubscribe, Topic: "deals"}, false},
+		{"a user not created", userState{consent: events.ConsentOptIn}, Keyword{Command: events.CommandStop}, false},
+		{"a conversation message", got, Keyword{}, false},
+	} {
+		assert.Equal(t, tc.want, tc.st.trusted(tc.kw), tc.name)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
@@ -439,6 +440,101 @@ func TestConversationMessagesAreStoredOnce(t *testing.T) {
 	assert.Equal(t, 4, e.count(`SELECT count(*) FROM events WHERE stream_id = $1`, events.UserStream(phone)))
 	assert.Equal(t, 4, e.count(`SELECT max(stream_version) FROM events WHERE stream_id = $1`, events.UserStream(phone)))
 	assert.Zero(t, e.count(`SELECT count(*) FROM events WHERE type = $1`, events.TypeUserConsentChanged), "nobody opted in")
+}
+
+// TestKeywordsAfterOtherWritersAndLateRetries: the inbound handler remembers the state it wrote
+// and appends the next keyword from that user without reading, expecting the version it wrote.
+// A write from elsewhere in between (the API, another process) or a late retry of an earlier
+// message must still be decided from the stream as it is.
+func TestKeywordsAfterOtherWritersAndLateRetries(t *testing.T) {
+	t.Parallel()
+	db := schematest.New(t)
+	e := newEdgeOn(t, db.Pool)
+	s, err := store.New(db.Pool, store.Config{})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	history := func(phone string) []string {
+		evs, err := store.ReadStream(ctx, e.pool, events.UserStream(phone), 0)
+		require.NoError(t, err)
+		var out []string
+		for _, ev := range evs {
+			out = append(out, ev.Type)
+		}
+		return out
+	}
+	foreign := func(phone string, ev events.Event) {
+		rec, err := events.NewRecord(uuid.New(), events.UserStream(phone), ev, events.Metadata{Actor: "api"})
+		require.NoError(t, err)
+		_, err = s.Append(ctx, events.UserStream(phone), store.AnyVersion, rec)
+		require.NoError(t, err)
+	}
+	const (
+		created  = events.TypeUserCreated
+		message  = events.TypeUserMessageReceived
+		consent  = events.TypeUserConsentChanged
+		subbed   = events.TypeUserSubscribed
+		unsubbed = events.TypeUserUnsubscribed
+	)
+	for i, tc := range []struct {
+		name  string
+		steps func(phone string)
+		want  []string
+		opted string
+	}{
+		{
+			name: "an opt-out through the API before STOP",
+			steps: func(phone string) {
+				e.post(twilio.InboundPath, inbound(sid(8100), phone, "START"))
+				foreign(phone, events.UserConsentChanged{Phone: phone, Consent: events.ConsentOptOut, Source: "api"})
+				e.post(twilio.InboundPath, inbound(sid(8101), phone, "STOP")) // nothing left to change
+			},
+			want:  []string{created, message, consent, consent, message},
+			opted: events.ConsentOptOut,
+		},
+		{
+			name: "a subscription through the API before UNSUBSCRIBE",
+			steps: func(phone string) {
+				e.post(twilio.InboundPath, inbound(sid(8200), phone, "hola"))
+				foreign(phone, events.UserSubscribed{Phone: phone, Topic: "news", Source: "api"})
+				e.post(twilio.InboundPath, inbound(sid(8201), phone, "UNSUBSCRIBE news"))
+			},
+			want:  []string{created, message, subbed, message, unsubbed},
+			opted: events.ConsentOptOut,
+		},
+		{
+			name: "conversation messages between keywords",
+			steps: func(phone string) {
+				e.post(twilio.InboundPath, inbound(sid(8300), phone, "SUBSCRIBE deals"))
+				e.post(twilio.InboundPath, inbound(sid(8301), phone, "gracias"))
+				e.post(twilio.InboundPath, inbound(sid(8302), phone, "STOP"))
+				e.post(twilio.InboundPath, inbound(sid(8303), phone, "help"))
+				e.post(twilio.InboundPath, inbound(sid(8304), phone, "START"))
+			},
+			want:  []string{created, message, subbed, consent, message, message, consent, message, message, consent},
+			opted: events.ConsentOptIn,
+		},
+		{
+			name: "a late retry of STOP after START",
+			steps: func(phone string) {
+				e.post(twilio.InboundPath, inbound(sid(8400), phone, "STOP"))
+				e.post(twilio.InboundPath, inbound(sid(8401), phone, "START"))
+				rec := e.post(twilio.InboundPath, inbound(sid(8400), phone, "STOP")) // stored once, answered again
+				assert.Equal(t, http.StatusOK, rec.Code)
+				assert.Contains(t, rec.Body.String(), "opted out")
+			},
+			want:  []string{created, message, message, consent},
+			opted: events.ConsentOptIn,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			phone := fmt.Sprintf("+1415556%04d", i)
+			tc.steps(phone)
+			assert.Equal(t, tc.want, history(phone))
+			e.catchUp()
+			assert.Equal(t, 1, e.count(`SELECT count(*) FROM users WHERE phone = $1 AND consent = $2`, phone, tc.opted))
+		})
+	}
 }
 
 // permutations returns every ordering of items.
