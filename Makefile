@@ -94,7 +94,7 @@ up: ## start PostgreSQL 16 and Redis 7 in Docker, on 127.0.0.1
 	$(COMPOSE) up -d --wait postgres redis
 
 down: ## stop and remove everything docker/compose.yaml started (data volumes are kept)
-	$(COMPOSE) --profile app down
+	$(COMPOSE) --profile app --profile sim down
 
 clean: ## remove build and benchmark output
 	rm -rf bin bench.out
