@@ -29,6 +29,8 @@ func TestEditAndDelete(t *testing.T) {
 	b := w.browser(t)
 	b.login(adminKey)
 
+	tpl := w.api(http.MethodPost, "/v1/templates", map[string]any{"name": "for campaigns", "default_locale": "es",
+		"variants": map[string]any{"es": map[string]any{"body": "Hola"}}})["id"].(string)
 	for _, tc := range []editCase{
 		{
 			name: "segment", api: "/v1/segments",
@@ -46,6 +48,15 @@ func TestEditAndDelete(t *testing.T) {
 				"content_sid": {"", "", ""}},
 			changed: "Weekend deals", list: "/templates",
 		},
+		{
+			name: "campaign", api: "/v1/campaigns",
+			create: map[string]any{"name": "Spring", "topic": "deals", "template_id": tpl,
+				"quiet_hours": map[string]any{"start": "21:00", "end": "08:00", "timezone_fallback": "America/Lima"}},
+			edit: func(id string) string { return "/campaigns/" + id + "/edit" },
+			save: url.Values{"name": {"Spring sale"}, "topic": {"deals"}, "template_id": {tpl}, "schedule": {"at"},
+				"at": {"2030-03-01T09:30"}, "per_second": {"5"}, "quiet_start": {"21:00"}, "quiet_end": {"08:00"}},
+			changed: "Spring sale", list: "/campaigns",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			created := w.api(http.MethodPost, tc.api, tc.create)
@@ -54,6 +65,9 @@ func TestEditAndDelete(t *testing.T) {
 			p := b.get(edit)
 			require.Equal(t, http.StatusOK, p.status, p.body)
 			assert.Contains(t, p.body, `name="version" value="1"`)
+			if tc.name == "campaign" {
+				assert.Contains(t, p.body, `value="21:00"`, "the saved quiet hours are on the form")
+			}
 			form := url.Values{"version": {"1"}}
 			for k, v := range tc.save {
 				form[k] = v
@@ -75,6 +89,10 @@ func TestEditAndDelete(t *testing.T) {
 			p = b.post(action, form)
 			require.Equal(t, http.StatusSeeOther, p.status, p.body)
 			assert.Contains(t, b.get(tc.list).body, tc.changed)
+			if tc.name == "campaign" {
+				cp := w.api(http.MethodGet, tc.api+"/"+id, nil)
+				assert.Equal(t, "2030-03-01T14:30:00Z", cp["schedule"].(map[string]any)["at"], "09:30 in the operator's zone (Lima)")
+			}
 
 			p = b.post(action+"/delete", url.Values{"version": {"3"}})
 			require.Equal(t, http.StatusSeeOther, p.status, p.body)

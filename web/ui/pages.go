@@ -95,6 +95,9 @@ type campaignForm struct {
 	Values    url.Values
 	Templates []tmpl
 	Segments  []segment
+	// ID and Version are set when a saved campaign is edited.
+	ID      string
+	Version int
 }
 
 func (u *UI) campaignFormData(r *http.Request, c client, values url.Values) (campaignForm, error) {
@@ -166,22 +169,99 @@ func loadZone(zone string) *time.Location {
 	return time.UTC
 }
 
-func (u *UI) campaignCreate(w http.ResponseWriter, r *http.Request, s session, c client) error {
+// campaignValues is a saved campaign as the form's fields (times in the operator's zone).
+func campaignValues(cp campaign, zone string) url.Values {
+	v := url.Values{"name": {cp.Name}, "topic": {cp.Topic}, "template_id": {cp.TemplateID}, "segment_id": {cp.SegmentID}}
+	str := func(m map[string]any, k string) string {
+		switch x := m[k].(type) {
+		case string:
+			return x
+		case float64:
+			if x == 0 {
+				return ""
+			}
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		return ""
+	}
+	kind := str(cp.Schedule, "kind")
+	if kind == "" {
+		kind = "now"
+	}
+	v.Set("schedule", kind)
+	if t, ok := parseTime(str(cp.Schedule, "at")); ok {
+		v.Set("at", t.In(loadZone(zone)).Format("2006-01-02T15:04"))
+	}
+	v.Set("cron", str(cp.Schedule, "cron"))
+	v.Set("per_second", str(cp.RateLimit, "per_second"))
+	v.Set("per_minute", str(cp.RateLimit, "per_minute"))
+	if cp.QuietHours != nil {
+		v.Set("quiet_start", str(cp.QuietHours, "start"))
+		v.Set("quiet_end", str(cp.QuietHours, "end"))
+		v.Set("quiet_zone", str(cp.QuietHours, "timezone_fallback"))
+	}
+	return v
+}
+
+// campaignEdit is the form on a saved campaign (draft, scheduled or paused), at its version.
+func (u *UI) campaignEdit(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	var cp campaign
+	if err := c.get(r.Context(), "/v1/campaigns/"+esc(vars(r, "id")), nil, &cp); err != nil {
+		return err
+	}
+	f, err := u.campaignFormData(r, c, campaignValues(cp, s.Zone))
+	if err != nil {
+		return err
+	}
+	f.ID, f.Version = cp.ID, cp.Version
+	u.render(w, r, http.StatusOK, "campaign_new", u.newPage(r, s, "Edit "+cp.Name, "campaigns", f))
+	return nil
+}
+
+// campaignSave creates a draft (POST /campaigns) or replaces a campaign at the version its
+// form showed (POST /campaigns/{id}); what the form does not show (an inline segment rule,
+// the retry policy) is kept as saved.
+func (u *UI) campaignSave(w http.ResponseWriter, r *http.Request, s session, c client) error {
 	if err := r.ParseForm(); err != nil {
 		return err
 	}
-	var created campaign
-	err := c.send(r.Context(), http.MethodPost, "/v1/campaigns", campaignBody(r.PostForm, s.Zone), &created,
-		"Idempotency-Key", formToken(r))
+	id := vars(r, "id")
+	version, _ := strconv.Atoi(r.PostFormValue("version"))
+	body := campaignBody(r.PostForm, s.Zone)
+	var saved campaign
+	var err error
+	if id == "" {
+		err = c.send(r.Context(), http.MethodPost, "/v1/campaigns", body, &saved, "Idempotency-Key", formToken(r))
+	} else {
+		var cp campaign
+		if err = c.get(r.Context(), "/v1/campaigns/"+esc(id), nil, &cp); err == nil {
+			if cp.SegmentRule != nil && body["segment_id"] == nil {
+				body["segment_rule"] = cp.SegmentRule
+			}
+			if cp.Retry != nil {
+				body["retry"] = cp.Retry
+			}
+			err = c.send(r.Context(), http.MethodPut, "/v1/campaigns/"+esc(id), body, &saved, "If-Match", etag(version))
+		}
+	}
 	if err != nil {
 		f, ferr := u.campaignFormData(r, c, r.PostForm)
 		if ferr != nil {
 			return err
 		}
-		u.render(w, r, http.StatusUnprocessableEntity, "campaign_new", u.newPage(r, s, "New campaign", "campaigns", f).withErr(err))
+		f.ID, f.Version = id, version
+		title := "New campaign"
+		if id != "" {
+			title = "Edit campaign"
+		}
+		u.render(w, r, http.StatusUnprocessableEntity, "campaign_new", u.newPage(r, s, title, "campaigns", f).withErr(err))
 		return nil
 	}
-	back(w, r, "/campaigns/"+esc(created.ID), "Campaign created. Preview it, then launch.")
+	if id != "" {
+		back(w, r, "/campaigns/"+esc(saved.ID), "Campaign saved. Preview it again before launching.")
+		return nil
+	}
+	back(w, r, "/campaigns/"+esc(saved.ID), "Campaign created. Preview it, then launch.")
 	return nil
 }
 

@@ -18,6 +18,7 @@ type campaign struct {
 	Schedule    map[string]any `json:"schedule"`
 	RateLimit   map[string]any `json:"rate_limit"`
 	QuietHours  map[string]any `json:"quiet_hours"`
+	Retry       map[string]any `json:"retry"`
 	CreatedAt   string         `json:"created_at"`
 	UpdatedAt   string         `json:"updated_at"`
 	Version     int            `json:"version"`

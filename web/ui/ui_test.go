@@ -147,6 +147,7 @@ func TestXSSCorpus(t *testing.T) {
 		importPath, "/segments", "/templates", "/templates/" + tpl["id"].(string), "/campaigns/new",
 		"/segments/" + seg["id"].(string) + "/edit",
 		"/templates/" + tpl["id"].(string) + "/edit",
+		"/campaigns/" + cid + "/edit",
 	}
 	posts := map[string]url.Values{
 		"/campaigns/" + cid + "/preview":                nil,
