@@ -6,6 +6,7 @@ package commands
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
@@ -72,12 +73,24 @@ func ParseKeyword(body string) Keyword {
 
 // fold removes accents and upper-cases.
 func fold(s string) string {
+	if isASCII(s) {
+		return strings.ToUpper(s) // nothing to decompose: skip the normalization's allocations
+	}
 	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 	out, _, err := transform.String(t, s)
 	if err != nil {
 		out = s
 	}
 	return strings.ToUpper(out)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func lettersOnly(s string) string {
