@@ -87,9 +87,13 @@ func (c *Counter) run(ctx context.Context, r Rule, p Params, sample bool) (Previ
 	var pv Preview
 	err = pgx.BeginTxFunc(ctx, c.db, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		// Custom plans always: a rule's selectivity depends on its values (the generic plan of the
-		// 1M-user benchmark rule was slower than its custom plan).
+		// 1M-user benchmark rule was slower than its custom plan). No JIT: the plan of a count
+		// grows with the table (the 1M-user rule costs about 53,000), and past jit_above_cost
+		// (100,000) every parallel process compiles it on its own; past the inlining and
+		// optimization thresholds (500,000) that compile took 1.6 s of CPU when forced on the
+		// 1M-user rule, whose whole count takes 0.3 s of CPU without it.
 		ms := strconv.FormatInt(c.cfg.StatementTimeout.Milliseconds(), 10)
-		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_custom_plan', true)`, ms); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('plan_cache_mode', 'force_custom_plan', true), set_config('jit', 'off', true)`, ms); err != nil {
 			return fmt.Errorf("segment: settings: %w", err)
 		}
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM users u WHERE `+where, args...).Scan(&pv.Count); err != nil {
