@@ -13,6 +13,7 @@ package ingest_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,9 +23,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nyaruka/phonenumbers"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -115,6 +118,38 @@ func peakRSS() float64 {
 	return 0
 }
 
+// cpuSeconds is this process's CPU time (user and system).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// postgresCPU is the CPU time (user and system) of the server processes behind pool's idle
+// connections, read from /proc (the server runs on this machine): with wall time shared with
+// other work, CPU per operation is what compares runs.
+func postgresCPU(pool *pgxpool.Pool) float64 {
+	conns := pool.AcquireAllIdle(context.Background())
+	total := 0.0
+	for _, c := range conns {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Conn().PgConn().PID()))
+		c.Release()
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which ends with ')'): state is the 3rd field, utime the 14th.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseFloat(f[11], 64)
+			s, _ := strconv.ParseFloat(f[12], 64)
+			total += (u + s) / 100 // clock ticks
+		}
+	}
+	return total
+}
+
 func BenchmarkImportUsers(b *testing.B) {
 	n := 20_000
 	if full() {
@@ -153,6 +188,7 @@ func BenchmarkImportUsers(b *testing.B) {
 			applied <- nil
 		}()
 		b.ResetTimer()
+		goCPU, pgCPU := cpuSeconds(), postgresCPU(db.Pool)
 		start := time.Now()
 		rep, err := im.Run(context.Background(), ingest.Spec{Source: "users.csv"}, f, nil)
 		require.NoError(b, err)
@@ -162,6 +198,7 @@ func BenchmarkImportUsers(b *testing.B) {
 		require.NoError(b, runner.CatchUp(context.Background(), "users")) // the rest
 		total := time.Since(start)
 		b.StopTimer()
+		goCPU, pgCPU = cpuSeconds()-goCPU, postgresCPU(db.Pool)-pgCPU
 		f.Close()
 
 		var users int
@@ -174,6 +211,8 @@ func BenchmarkImportUsers(b *testing.B) {
 		b.ReportMetric(imported.Seconds(), "s_appended")
 		b.ReportMetric(peakRSS(), "peak_RSS_MiB")
 		b.ReportMetric(float64(st.Size())/(1<<20), "file_MiB")
+		b.ReportMetric(goCPU, "go_cpu_s")
+		b.ReportMetric(pgCPU, "pg_cpu_s")
 		b.Logf("%d rows (%d invalid phones, %d duplicate rows written): read %d, rejected %d, merged %d, created %d, warnings %d; appended in %s, applied to users in %s",
 			n, invalid, dups, rep.Totals.RowsRead, rep.Totals.Rejected, rep.Totals.Merged, rep.Totals.Created, rep.Totals.Warnings,
 			imported.Round(time.Millisecond), total.Round(time.Millisecond))
@@ -249,16 +288,20 @@ func BenchmarkTriggers(b *testing.B) {
 	require.NoError(b, err)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		goCPU, pgCPU := cpuSeconds(), postgresCPU(db.Pool)
 		start := time.Now()
 		rep, err := tr.Process(context.Background(), &triggerLines{n: lines}, events.Metadata{Source: "bench"})
 		require.NoError(b, err)
 		took := time.Since(start)
+		goCPU, pgCPU = cpuSeconds()-goCPU, postgresCPU(db.Pool)-pgCPU
 		if i == 0 {
 			require.Equal(b, lines-lines/100, rep.Accepted)
 		}
 		b.ReportMetric(float64(lines), "lines")
 		b.ReportMetric(float64(lines)/took.Seconds(), "lines/s")
 		b.ReportMetric(took.Seconds(), "s_total")
+		b.ReportMetric(goCPU, "go_cpu_s")
+		b.ReportMetric(pgCPU, "pg_cpu_s")
 		b.Logf("%d lines against %d users: accepted %d, rejected %d, duplicates %d, recipients %d in %s",
 			lines, users, rep.Accepted, rep.Rejected, rep.Duplicates, rep.Recipients, took.Round(time.Millisecond))
 		b.Logf("stages: parsing %s, looking up ids and the catalog %s, counting audiences %s, appending %s",
