@@ -249,6 +249,20 @@ func TestCampaigns(t *testing.T) {
 	}
 	assert.EqualValues(t, 2, p["rate_per_second"])
 	assert.Len(t, p["samples"], 3)
+	// With quiet hours every sample says the recipient's zone and local time, a deferred one until when.
+	for _, it := range p["samples"].([]any) {
+		sm := it.(map[string]any)
+		assert.NotEmpty(t, sm["zone"], sm["phone"])
+		assert.Regexp(t, `^\d\d:\d\d$`, sm["local_time"], sm["phone"])
+		if sm["phone"] == "+51987650001" {
+			assert.Equal(t, "America/Lima", sm["zone"], "Ana's own time zone")
+		}
+		if sm["decision"] == "deferred" {
+			assert.NotEmpty(t, sm["until"])
+		} else {
+			assert.Nil(t, sm["until"])
+		}
+	}
 
 	// Status changes follow the life cycle.
 	res = e.admin(http.MethodPost, "/v1/campaigns/"+id+"/resume", nil)

@@ -55,6 +55,11 @@ type PreviewMessage struct {
 	Decision string    `json:"decision"`
 	Reason   string    `json:"reason,omitempty"`
 	Message  *Rendered `json:"message,omitempty"`
+	// With quiet hours: the recipient's zone, their local time at the dry run, and for a
+	// deferred message when it would go (UTC).
+	Zone      string     `json:"zone,omitempty"`
+	LocalTime string     `json:"local_time,omitempty"`
+	Until     *time.Time `json:"until,omitempty"`
 }
 
 func (a *API) previewCampaign(w http.ResponseWriter, r *http.Request) error {
@@ -146,9 +151,13 @@ FROM users u WHERE u.consent = 'OPT_IN' AND `+subscribed+` AND (`+where+`) ORDER
 		case res.ContentSID == "" && (lastInbound == nil || now.Sub(*lastInbound) > whatsappWindow):
 			msg.Decision, msg.Reason = decisionSkipped, skipOutsideWindow
 		}
-		if msg.Decision == "" && quiet != nil {
-			if d := quiet.Decide(now, tz, phone); d.Quiet {
+		if quiet != nil && (msg.Decision == "" || len(out.Samples) < previewSample) {
+			d := quiet.Decide(now, tz, phone)
+			msg.Zone, msg.LocalTime = d.Zone, d.Local
+			if msg.Decision == "" && d.Quiet {
 				msg.Decision, msg.Reason = decisionDeferred, d.Reason(*quiet)
+				until := d.Until
+				msg.Until = &until
 				deferred[d.Until]++
 			}
 		}

@@ -23,6 +23,47 @@ var funcs = template.FuncMap{
 	"orDone":   orDone,
 	"inc":      func(i int) int { return i + 1 },
 	"at":       at,
+	"deferredTotal": func(buckets []struct {
+		Until string `json:"until"`
+		Count int    `json:"count"`
+	}) int {
+		n := 0
+		for _, b := range buckets {
+			n += b.Count
+		}
+		return n
+	},
+	"skippedTotal": func(m map[string]int) int {
+		n := 0
+		for _, v := range m {
+			n += v
+		}
+		return n
+	},
+	"skipMeaning": skipMeaning,
+}
+
+// skipMeaning explains a skip reason of the dry run and of the saga in a sentence.
+func skipMeaning(reason string) string {
+	switch reason {
+	case "consent", "consent_opt_out":
+		return "They have not opted in (or opted out): Herald never messages them."
+	case "topic", "not_subscribed":
+		return "They are not subscribed to the campaign's topic."
+	case "missing_template_variable":
+		return "The template needs a value they do not have; give the placeholder a default ({name|default})."
+	case "too_long":
+		return "The rendered text is longer than WhatsApp allows."
+	case "outside_24h_window_without_approved_template", "outside_session_window":
+		return "They have not written in 24 hours, so only an approved template (a content SID) may go; add one to the template."
+	case "user_deleted":
+		return "The user was erased."
+	case "template_missing":
+		return "The campaign's template was deleted."
+	case "frequency_cap":
+		return "They already got as many messages as the frequency cap allows."
+	}
+	return ""
 }
 
 // at is list[i], or "" past its end.

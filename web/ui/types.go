@@ -78,6 +78,9 @@ type campaignPreview struct {
 		Decision string    `json:"decision"`
 		Reason   string    `json:"reason"`
 		Message  *rendered `json:"message"`
+		Zone      string  `json:"zone"`
+		LocalTime string  `json:"local_time"`
+		Until     *string `json:"until"`
 	} `json:"samples"`
 	ETASeconds    float64 `json:"eta_seconds"`
 	FinishesAt    string  `json:"finishes_at"`
