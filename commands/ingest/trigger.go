@@ -159,8 +159,11 @@ func parseTriggerLine(line []byte, rules ruleCache) (TriggerLine, *TriggerIssue)
 	if j.Topic == nil || *j.Topic == "" {
 		return bad(TriggerMissingField, "topic", "is required")
 	}
-	if slug := commands.Slug(*j.Topic); slug != *j.Topic {
-		return bad(TriggerInvalidField, "topic", "is not a topic slug (lower case letters, digits and -); did you mean %q?", slug)
+	if slug := *j.Topic; !plainSlug(slug) {
+		slug = commands.Slug(slug)
+		if slug != *j.Topic {
+			return bad(TriggerInvalidField, "topic", "is not a topic slug (lower case letters, digits and -); did you mean %q?", slug)
+		}
 	}
 	t.Topic = *j.Topic
 	seg := bytes.TrimSpace(j.Segment)
@@ -196,6 +199,24 @@ func parseTriggerLine(line []byte, rules ruleCache) (TriggerLine, *TriggerIssue)
 		t.Segment, t.rule = entry.compact, entry.rule
 	}
 	return t, nil
+}
+
+// plainSlug reports whether s is what commands.Slug returns for it without asking it (Slug
+// builds a Unicode normalizer per call): at most 64 lower case letters and digits, single -
+// between them.
+func plainSlug(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-' && s[i-1] != '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func ruleIssue(field string, err error) (TriggerLine, *TriggerIssue) {
