@@ -36,10 +36,16 @@ func (r *Runner) Status(ctx context.Context) ([]Status, error) {
 		}
 		s.Checkpoint = cp
 		var oldest *time.Time
-		if err := r.pool.QueryRow(ctx, `SELECT min(recorded_at) FROM (
-    SELECT recorded_at FROM events
-    WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint) AND type = ANY($3::text[])
-    ORDER BY transaction_id, global_position LIMIT 1) first`, cp.TxID, cp.Position, p.Handles()).Scan(&oldest); err != nil {
+		// The first unapplied event, found with one index-only probe of events_type_position_idx
+		// per type: a type filter on the primary-key scan read the whole rest of the log when no
+		// event of the types was left.
+		if err := r.pool.QueryRow(ctx, `SELECT ev.recorded_at FROM (
+    SELECT e.transaction_id, e.global_position FROM unnest($3::text[]) AS t(type)
+    CROSS JOIN LATERAL (SELECT transaction_id, global_position FROM events
+        WHERE type = t.type AND (transaction_id, global_position) > ($1::xid8, $2::bigint)
+        ORDER BY transaction_id, global_position LIMIT 1) e
+    ORDER BY e.transaction_id, e.global_position LIMIT 1) first
+JOIN events ev USING (transaction_id, global_position)`, cp.TxID, cp.Position, p.Handles()).Scan(&oldest); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, fmt.Errorf("lag of %s: %w", p.Name(), err)
 		}
 		if oldest != nil {

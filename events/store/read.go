@@ -40,8 +40,10 @@ func After(env events.Envelope) Checkpoint {
 
 // Page is one gap-safe read: the events, and the checkpoint to read from next. A read scans at
 // most limit rows of the log, in order, and returns those of the wanted types; Next is the last
-// row scanned, so a reader filtering by type does not rescan events it skipped. When fewer than
-// limit rows were left to scan, Next is moved up to the visibility horizon.
+// row scanned, so a reader filtering by type does not rescan events it skipped. A filtering read
+// starts its scan at the first event of its types (found through events_type_position_idx), so
+// a stretch of other types is passed for one index probe per type rather than scanned. When
+// fewer than limit rows were left to scan, Next is moved up to the visibility horizon.
 type Page struct {
 	Events []events.Envelope
 	Next   Checkpoint
@@ -84,6 +86,18 @@ const sqlReadAfterTypes = `SELECT ` + envelopeColumns + `, wanted, n FROM (
 WHERE wanted OR n = $4::bigint
 ORDER BY transaction_id, global_position`
 
+// sqlFirstOfTypes reads the horizon and, below it, the first event of the types $3 after the
+// checkpoint: one index-only probe of events_type_position_idx per type. A filtering reader
+// starts its scan there — nothing it wants lies between — and is caught up when there is none.
+const sqlFirstOfTypes = `SELECT h.horizon, f.transaction_id, f.global_position
+FROM (` + sqlHorizon + ` AS horizon) h
+LEFT JOIN LATERAL (
+    SELECT e.transaction_id, e.global_position FROM unnest($3::text[]) AS t(type)
+    CROSS JOIN LATERAL (SELECT transaction_id, global_position FROM events
+        WHERE type = t.type AND (transaction_id, global_position) > ($1::xid8, $2::bigint) AND transaction_id < h.horizon
+        ORDER BY transaction_id, global_position LIMIT 1) e
+    ORDER BY e.transaction_id, e.global_position LIMIT 1) f ON true`
+
 // ReadAfter reads the events after cp that can no longer be overtaken by a commit, scanning at
 // most limit rows of the log and keeping those of the given types (all, without types). It
 // never returns an event of a transaction that is still open, and never skips one that commits
@@ -91,8 +105,25 @@ ORDER BY transaction_id, global_position`
 // short, or empty, without being caught up.
 func ReadAfter(ctx context.Context, q Querier, cp Checkpoint, limit int, types []string) (Page, error) {
 	var horizon uint64
-	if err := q.QueryRow(ctx, sqlHorizon).Scan(&horizon); err != nil {
-		return Page{}, fmt.Errorf("read horizon: %w", err)
+	if len(types) == 0 {
+		if err := q.QueryRow(ctx, sqlHorizon).Scan(&horizon); err != nil {
+			return Page{}, fmt.Errorf("read horizon: %w", err)
+		}
+	} else {
+		var (
+			tx  *uint64
+			pos *int64
+		)
+		if err := q.QueryRow(ctx, sqlFirstOfTypes, cp.TxID, cp.Position, types).Scan(&horizon, &tx, &pos); err != nil {
+			return Page{}, fmt.Errorf("read horizon and first event after %d/%d: %w", cp.TxID, cp.Position, err)
+		}
+		if tx == nil {
+			return caughtUp(Page{Next: cp}, horizon), nil
+		}
+		// Nothing of these types lies between cp and the first one: start just before it.
+		if first := (Checkpoint{TxID: *tx, Position: *pos - 1}); cp.Less(first) {
+			cp = first
+		}
 	}
 	page := Page{Next: cp}
 	var scanned int
@@ -125,13 +156,19 @@ func ReadAfter(ctx context.Context, q Querier, cp Checkpoint, limit int, types [
 		}
 	}
 	if scanned < limit {
-		page.CaughtUp = true
-		// Every transaction below the horizon is finished and was fully scanned.
-		if h := (Checkpoint{TxID: horizon - 1, Position: math.MaxInt64}); horizon > 0 && page.Next.Less(h) {
-			page.Next = h
-		}
+		page = caughtUp(page, horizon)
 	}
 	return page, nil
+}
+
+// caughtUp marks page as the last one below horizon: every transaction below it is finished
+// and was fully scanned, so the next read starts at the horizon.
+func caughtUp(page Page, horizon uint64) Page {
+	page.CaughtUp = true
+	if h := (Checkpoint{TxID: horizon - 1, Position: math.MaxInt64}); horizon > 0 && page.Next.Less(h) {
+		page.Next = h
+	}
+	return page
 }
 
 // scanFiltered reads sqlReadAfterTypes: the wanted events, and the last row scanned if the scan

@@ -242,6 +242,38 @@ func TestReadAfterTypeFilter(t *testing.T) {
 	assert.Equal(t, envelopeIDs(all), envelopeIDs(both))
 }
 
+// TestReadAfterTypeFilterJumps: a filtering reader starts at the first event of its types, so a
+// stretch of other types costs it no page, and a log without its types is read in one.
+func TestReadAfterTypeFilterJumps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, 6, store.Config{})
+	ctx := context.Background()
+	const wanted = "test.jump"
+	var recs []events.Record
+	for i := range 20 {
+		recs = append(recs, rec("jump-other", 0, i))
+	}
+	res, err := e.store.Append(ctx, "jump-other", 0, recs...)
+	require.NoError(t, err)
+	a := begin(t, e, "A")
+	a.insertType(t, wanted, "jump-wanted", 1)
+	a.finish(t, true)
+	readUntil(t, e.db.Pool, store.Checkpoint{}, 100, nil, func(evs []events.Envelope, _ store.Checkpoint) bool { return len(evs) == 21 })
+
+	page, err := store.ReadAfter(ctx, e.db.Pool, store.Checkpoint{}, 2, []string{wanted})
+	require.NoError(t, err)
+	require.Len(t, page.Events, 1, "the first page holds the wanted event behind 20 others")
+	assert.Equal(t, a.ids[0], page.Events[0].EventID)
+	assert.True(t, page.CaughtUp)
+
+	page, err = store.ReadAfter(ctx, e.db.Pool, store.Checkpoint{}, 2, []string{"test.none"})
+	require.NoError(t, err)
+	assert.Empty(t, page.Events)
+	assert.True(t, page.CaughtUp, "no event of the types: caught up in one read")
+	assert.False(t, page.Next.Less(a.cps[0]), "the checkpoint passed every event")
+	assert.False(t, page.Next.Less(res.Checkpoint))
+}
+
 func (o *openTx) insertType(t *testing.T, typ, stream string, version int) {
 	t.Helper()
 	id := uuid.New()
