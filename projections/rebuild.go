@@ -63,7 +63,11 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, registry *events.Registry,
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&live); err != nil {
 		return res, fmt.Errorf("rebuild %s: current schema: %w", p.Name(), err)
 	}
-	if err := waitReadable(ctx, pool, cfg.VisibleWait); err != nil {
+	last, err := store.Last(ctx, pool)
+	if err != nil {
+		return res, fmt.Errorf("rebuild %s: %w", p.Name(), err)
+	}
+	if err := waitReadable(ctx, pool, last, cfg.VisibleWait); err != nil {
 		return res, fmt.Errorf("rebuild %s: %w", p.Name(), err)
 	}
 	shadow := shadowSchema(live, p.Name())
@@ -119,40 +123,53 @@ func Rebuild(ctx context.Context, pool *pgxpool.Pool, registry *events.Registry,
 	return res, nil
 }
 
-// waitReadable waits until readers can see the log up to the last event committed now: until
-// the read horizon (the oldest transaction still open anywhere on the server) has passed it.
-// Until then a replay stops early — at the extreme it sees nothing — and the rebuild would
-// "succeed" by swapping in tables that miss those events, with the checkpoint set back to
-// where it stopped: readers would see them missing until the live runner applied them again.
-// Past within it fails, naming the oldest open transaction.
-func waitReadable(ctx context.Context, pool *pgxpool.Pool, within time.Duration) error {
-	last, err := store.Last(ctx, pool)
-	if err != nil {
-		return err
-	}
+// waitReadable waits until readers can see the log up to last (normally store.Last: the last
+// event committed when the caller started): until the read horizon (the oldest transaction
+// still open anywhere on the server) has passed it. Until then a replay stops early — at the
+// extreme it sees nothing — and a rebuild would "succeed" by swapping in tables that miss those
+// events, with the checkpoint set back to where it stopped; a catch-up would return before it
+// had applied them. It waits at most within (0: until ctx ends), then fails naming the oldest
+// open transaction. Rebuild and CatchUp both wait here.
+func waitReadable(ctx context.Context, pool *pgxpool.Pool, last store.Checkpoint, within time.Duration) error {
 	if last == (store.Checkpoint{}) {
 		return nil // an empty log
 	}
-	deadline := time.Now().Add(within)
+	start := time.Now()
 	delay := 5 * time.Millisecond
 	for {
 		var horizon uint64
 		if err := pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())`).Scan(&horizon); err != nil {
+			if ctx.Err() != nil {
+				return heldUntil(ctx, pool, last, start)
+			}
 			return fmt.Errorf("read horizon: %w", err)
 		}
 		if horizon > last.TxID {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return horizonHeld(ctx, pool, last, within)
+		wait := delay
+		if within > 0 {
+			left := within - time.Since(start)
+			if left < 0 {
+				return horizonHeld(ctx, pool, last, within)
+			}
+			wait = min(wait, left+time.Millisecond)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(min(delay, time.Until(deadline)+time.Millisecond)):
+			return heldUntil(ctx, pool, last, start)
+		case <-time.After(wait):
 		}
 		delay = min(2*delay, 250*time.Millisecond)
 	}
+}
+
+// heldUntil is the error of a wait for the horizon that ctx ended: what ended it, and who held
+// the horizon (asked on a context of its own, ctx being done).
+func heldUntil(ctx context.Context, pool *pgxpool.Pool, last store.Checkpoint, start time.Time) error {
+	c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return fmt.Errorf("%w: %w", ctx.Err(), horizonHeld(c, pool, last, time.Since(start).Round(time.Millisecond)))
 }
 
 // horizonHeld is the error of a rebuild that waited in vain for the read horizon: it names the

@@ -185,10 +185,13 @@ func (r *Runner) CatchUp(ctx context.Context, name string) error {
 	}
 	// Everything committed before this call, even if an unrelated open transaction still
 	// holds the read horizon below it: then this waits (bounded by ctx) rather than
-	// returning early.
+	// returning early, and names that transaction if ctx ends first.
 	target, err := store.Last(ctx, r.pool)
 	if err != nil {
 		return err
+	}
+	if err := waitReadable(ctx, r.pool, target, 0); err != nil {
+		return fmt.Errorf("catch up: %w", err)
 	}
 	for _, w := range r.workers {
 		if name != "" && w.p.Name() != name {
@@ -205,9 +208,11 @@ func (r *Runner) CatchUp(ctx context.Context, name string) error {
 			if !cp.Less(target) {
 				break
 			}
+			// A round that ends caught up has passed the horizon, hence target: only another
+			// runner holding the checkpoint between our reads gets here.
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("catch up %s: %w (the read horizon is held below %v by an open transaction)", w.p.Name(), ctx.Err(), target)
+				return fmt.Errorf("catch up %s: %w", w.p.Name(), ctx.Err())
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
