@@ -337,6 +337,9 @@ func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata
 	rules := ruleCache{}
 	lineNo := 0
 	cache := &catalogCache{templates: map[string]bool{}, segments: map[string]*segment.Rule{}, raw: map[string]json.RawMessage{}, audiences: map[string]int64{}}
+	// Batch N is appended while batch N+1 is read and resolved.
+	app := tr.newAppender(ctx, &rep)
+	defer app.close()
 	for {
 		line, err := readLine(br, &buf)
 		if errors.Is(err, io.EOF) {
@@ -372,13 +375,24 @@ func (tr *Triggers) Process(ctx context.Context, r io.Reader, md events.Metadata
 		seen[id] = lineNo
 		batch = append(batch, pendingTrigger{line: lineNo, t: t, id: id})
 		if len(batch) >= tr.cfg.BatchSize {
-			if err := tr.flush(ctx, batch, cache, &rep, md); err != nil {
+			job, err := tr.prepare(ctx, batch, cache, &rep, md)
+			if err != nil {
 				return rep, err
 			}
-			batch = batch[:0]
+			if err := app.submit(job); err != nil {
+				return rep, err
+			}
+			batch = nil
 		}
 	}
-	if err := tr.flush(ctx, batch, cache, &rep, md); err != nil {
+	job, err := tr.prepare(ctx, batch, cache, &rep, md)
+	if err != nil {
+		return rep, err
+	}
+	if err := app.submit(job); err != nil {
+		return rep, err
+	}
+	if err := app.wait(); err != nil {
 		return rep, err
 	}
 	byLine := func(a, b TriggerIssue) int { return a.Line - b.Line }
@@ -447,10 +461,11 @@ func (c *catalogCache) segment(ctx context.Context, q store.Querier, id string) 
 const sqlAudience = `SELECT count(*) FROM users u WHERE u.consent = 'OPT_IN'
 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.topic = $1 AND s.subscribed) AND `
 
-// flush checks the catalog and the log for a batch, resolves each audience, and appends.
-func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *catalogCache, rep *TriggerReport, md events.Metadata) error {
+// prepare checks the catalog and the log for a batch and resolves each audience: the
+// accepted lines' records, to append.
+func (tr *Triggers) prepare(ctx context.Context, batch []pendingTrigger, cache *catalogCache, rep *TriggerReport, md events.Metadata) (*appendJob, error) {
 	if len(batch) == 0 {
-		return nil
+		return &appendJob{}, nil
 	}
 	t0 := time.Now()
 	pool := tr.store.Pool()
@@ -460,11 +475,11 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 	}
 	rows, err := pool.Query(ctx, `SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])`, ids)
 	if err != nil {
-		return fmt.Errorf("triggers: look up event ids: %w", err)
+		return nil, fmt.Errorf("triggers: look up event ids: %w", err)
 	}
 	stored, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return fmt.Errorf("triggers: look up event ids: %w", err)
+		return nil, fmt.Errorf("triggers: look up event ids: %w", err)
 	}
 	already := map[uuid.UUID]bool{}
 	for _, id := range stored {
@@ -487,7 +502,7 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 		}
 		ok, err := cache.template(ctx, pool, p.t.TemplateID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			tr.reject(rep, TriggerIssue{Line: p.line, EventID: p.t.EventID, Code: TriggerUnknownTemplate, Field: "template_id", Detail: "no template has this id"})
@@ -498,7 +513,7 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 		case p.t.SegmentID != "":
 			rule, _, err := cache.segment(ctx, pool, p.t.SegmentID)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if rule == nil {
 				tr.reject(rep, TriggerIssue{Line: p.line, EventID: p.t.EventID, Code: TriggerUnknownSegment, Field: "segment_id", Detail: "no segment has this id"})
@@ -543,7 +558,7 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 		}
 		key, err := json.Marshal(args)
 		if err != nil {
-			return fmt.Errorf("triggers: line %d: %w", res.p.line, err)
+			return nil, fmt.Errorf("triggers: line %d: %w", res.p.line, err)
 		}
 		k := where + "\x00" + string(key)
 		counted = append(counted, res)
@@ -567,7 +582,7 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 	}
 	if b.Len() > 0 {
 		if err := pool.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("triggers: resolve audiences: %w", err)
+			return nil, fmt.Errorf("triggers: resolve audiences: %w", err)
 		}
 	}
 	counts := make([]int64, len(counted))
@@ -580,7 +595,7 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 	}
 	t2 := time.Now()
 	rep.Timing.Count += t2.Sub(t1)
-	recs := make([]events.Record, 0, len(counted))
+	job := &appendJob{recs: make([]events.Record, 0, len(counted)), items: make([]TriggerAccepted, 0, len(counted))}
 	for i, res := range counted {
 		t := res.p.t
 		e := events.TriggerAccepted{EventID: t.EventID, Type: t.Type, OccurredAt: t.OccurredAt, Payload: t.Payload,
@@ -588,24 +603,81 @@ func (tr *Triggers) flush(ctx context.Context, batch []pendingTrigger, cache *ca
 			ResolvedAt: now, Source: md.Source}
 		rec, err := events.NewRecord(res.p.id, events.TriggerStream(t.EventID), e, md)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		recs = append(recs, rec)
+		job.recs = append(job.recs, rec)
+		job.items = append(job.items, TriggerAccepted{Line: res.p.line, EventID: t.EventID, Recipients: counts[i]})
 	}
-	if len(recs) > 0 {
-		res, err := tr.store.AppendBulk(ctx, recs)
-		if err != nil {
-			return fmt.Errorf("triggers: append: %w", err)
+	return job, nil
+}
+
+// appendJob is a batch's accepted lines, to append and then count in the report.
+type appendJob struct {
+	recs  []events.Record
+	items []TriggerAccepted
+	res   store.BulkResult
+	took  time.Duration
+	err   error
+}
+
+// appender appends batches on its own goroutine while the next batch is read and resolved:
+// one batch in flight at a time, so memory stays at two batches. Only the goroutine calling
+// submit and wait touches the report.
+type appender struct {
+	jobs     chan *appendJob
+	done     chan *appendJob
+	inFlight bool
+	rep      *TriggerReport
+	limit    int
+}
+
+func (tr *Triggers) newAppender(ctx context.Context, rep *TriggerReport) *appender {
+	a := &appender{jobs: make(chan *appendJob), done: make(chan *appendJob, 1), rep: rep, limit: tr.cfg.MaxReportItems}
+	go func() {
+		for j := range a.jobs {
+			start := time.Now()
+			if len(j.recs) > 0 {
+				j.res, j.err = tr.store.AppendBulk(ctx, j.recs)
+			}
+			j.took = time.Since(start)
+			a.done <- j
 		}
-		if rep.Checkpoint.Less(res.Checkpoint) {
-			rep.Checkpoint = res.Checkpoint
-		}
+	}()
+	return a
+}
+
+// wait counts the batch in flight in the report once it is appended.
+func (a *appender) wait() error {
+	if !a.inFlight {
+		return nil
 	}
-	rep.Timing.Append += time.Since(t2)
-	for i, res := range counted {
+	a.inFlight = false
+	j := <-a.done
+	if j.err != nil {
+		return fmt.Errorf("triggers: append: %w", j.err)
+	}
+	rep := a.rep
+	rep.Timing.Append += j.took
+	if rep.Checkpoint.Less(j.res.Checkpoint) {
+		rep.Checkpoint = j.res.Checkpoint
+	}
+	for _, item := range j.items {
 		rep.Accepted++
-		rep.Recipients += counts[i]
-		rep.Items = appendItem(rep.Items, TriggerAccepted{Line: res.p.line, EventID: res.p.t.EventID, Recipients: counts[i]}, tr.cfg.MaxReportItems)
+		rep.Recipients += item.Recipients
+		rep.Items = appendItem(rep.Items, item, a.limit)
 	}
 	return nil
 }
+
+// submit waits for the batch before and starts appending j.
+func (a *appender) submit(j *appendJob) error {
+	if err := a.wait(); err != nil {
+		return err
+	}
+	a.jobs <- j
+	a.inFlight = true
+	return nil
+}
+
+// close ends the goroutine (after the batch in flight, if any: done holds its result).
+func (a *appender) close() { close(a.jobs) }
