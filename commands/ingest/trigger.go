@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -457,6 +458,13 @@ func (c *catalogCache) segment(ctx context.Context, q store.Querier, id string) 
 	return &rule, raw, nil
 }
 
+// countConns bounds the connections one batch counts audiences on; a connection gets at least
+// countsPerConn queries.
+const (
+	countConns    = 2
+	countsPerConn = 50
+)
+
 // sqlAudience counts a trigger's recipients: subscribed to $1, opted in, and the rule.
 const sqlAudience = `SELECT count(*) FROM users u WHERE u.consent = 'OPT_IN'
 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.topic = $1 AND s.subscribed) AND `
@@ -533,10 +541,16 @@ func (tr *Triggers) prepare(ctx context.Context, batch []pendingTrigger, cache *
 	}
 	t1 := time.Now()
 	rep.Timing.Lookup += t1.Sub(t0)
-	// One pipelined round trip for the audiences of the batch. Lines whose audience query is the
-	// same (the same topic, rule and payload values: a feed repeats its products) share one
-	// count within a file, resolved at the same instant.
-	b := &pgx.Batch{}
+	// Pipelined round trips for the audiences of the batch, split over countConns connections
+	// counting at once (a file's first batch holds most of its distinct audiences). Lines whose
+	// audience query is the same (the same topic, rule and payload values: a feed repeats its
+	// products) share one count within a file, resolved at the same instant.
+	type query struct {
+		key, sql string
+		args     []any
+		n        int64
+	}
+	var queries []*query
 	var counted []resolved
 	keys := make([]string, 0, len(todo))
 	queued := map[string]bool{}
@@ -567,23 +581,32 @@ func (tr *Triggers) prepare(ctx context.Context, batch []pendingTrigger, cache *
 			continue
 		}
 		queued[k] = true
-		kk := k
-		b.Queue(sqlAudience+"("+where+")", args...).QueryRow(func(row pgx.Row) error {
-			var n int64
-			if err := row.Scan(&n); err != nil {
-				return err
-			}
-			if len(cache.audiences) < maxCachedAudiences {
-				cache.audiences[kk] = n
-			}
-			pending[kk] = n
-			return nil
-		})
+		queries = append(queries, &query{key: k, sql: sqlAudience + "(" + where + ")", args: args})
 	}
-	if b.Len() > 0 {
-		if err := pool.SendBatch(ctx, b).Close(); err != nil {
-			return nil, fmt.Errorf("triggers: resolve audiences: %w", err)
+	conns := min(countConns, (len(queries)+countsPerConn-1)/countsPerConn)
+	errs := make([]error, conns)
+	var wg sync.WaitGroup
+	for c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := &pgx.Batch{}
+			for i := c; i < len(queries); i += conns {
+				q := queries[i]
+				b.Queue(q.sql, q.args...).QueryRow(func(row pgx.Row) error { return row.Scan(&q.n) })
+			}
+			errs[c] = pool.SendBatch(ctx, b).Close()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("triggers: resolve audiences: %w", err)
+	}
+	for _, q := range queries {
+		if len(cache.audiences) < maxCachedAudiences {
+			cache.audiences[q.key] = q.n
 		}
+		pending[q.key] = q.n
 	}
 	counts := make([]int64, len(counted))
 	for i, k := range keys {
