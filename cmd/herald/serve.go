@@ -92,6 +92,9 @@ func serveWith(ctx context.Context, args []string, getenv func(string) string, s
 	fs.SetOutput(stderr)
 	rolesFlag := fs.String("roles", "", "comma-separated roles: "+strings.Join(allRoles, ",")+" or all (default: HERALD_ROLES, else all)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	if *rolesFlag != "" {
@@ -100,7 +103,8 @@ func serveWith(ctx context.Context, args []string, getenv func(string) string, s
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		if *rolesFlag != "" {
-			err = fmt.Errorf("%w (--roles sets HERALD_ROLES)", err)
+			// The flag, not the environment, gave the roles: name it.
+			err = errors.New(strings.Replace(err.Error(), "HERALD_ROLES:", "--roles:", 1))
 		}
 		return err
 	}
