@@ -46,7 +46,17 @@ func TestCompile(t *testing.T) {
 			[]any{"tags", "vip", `{"tags":["vip"]}`}},
 		{`{"not":{"attr":"vip","op":"not_exists"}}`, `NOT (NOT coalesce(jsonb_typeof(u.attributes -> $1::text) <> 'null', false))`, []any{"vip"}},
 		{`{"and":[{"field":"consent","op":"eq","value":"OPT_IN"},{"field":"country","op":"not_in","value":["PE"]}]}`,
-			`((u.consent = $1::text) AND (NOT u.country = ANY ($2::text[])))`, []any{"OPT_IN", []string{"PE"}}},
+			`((u.consent = ANY ($1::text[])) AND (NOT u.country = ANY ($2::text[])))`, []any{[]string{"OPT_IN"}, []string{"PE"}}},
+		// Operands in evaluation order (byWeight): columns, containment, other attribute tests, topics.
+		{`{"and":[{"field":"topic","op":"eq","value":"news"},{"attr":"age","op":"gte","value":18},{"attr":"city","op":"eq","value":"Lima"},{"field":"consent","op":"ne","value":"OPT_OUT"}]}`,
+			`((NOT u.consent = ANY ($1::text[])) AND (u.attributes @> $2::text::jsonb) AND ` +
+				`(coalesce(jsonb_typeof(u.attributes -> $3::text) = 'number' AND (u.attributes -> $3::text) >= $4::text::jsonb, false)) AND ` +
+				`(EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.subscribed AND s.topic = $5::text)))`,
+			[]any{[]string{"OPT_OUT"}, `{"city":"Lima"}`, "age", "18", "news"}},
+		{`{"or":[{"or":[{"attr":"tags","op":"exists"},{"field":"topic","op":"exists"}]},{"not":{"attr":"plan","op":"eq","value":"pro"}},{"field":"created_at","op":"lt","value":"2026-01-01"}]}`,
+			`((u.created_at < $1::timestamptz) OR NOT (u.attributes @> $2::text::jsonb) OR ` +
+				`((coalesce(jsonb_typeof(u.attributes -> $3::text) <> 'null', false)) OR (EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.subscribed))))`,
+			[]any{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), `{"plan":"pro"}`, "tags"}},
 		{`{"or":[{"field":"topic","op":"eq","value":"news"},{"field":"topic","op":"not_exists"}]}`,
 			`((EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.subscribed AND s.topic = $1::text)) OR (NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.subscribed)))`,
 			[]any{"news"}},
@@ -62,8 +72,8 @@ func TestCompile(t *testing.T) {
 
 	sql, args, err := Compile(mustParse(t, `{"field":"locale","op":"eq","value":"es"}`), Params{ArgOffset: 2})
 	require.NoError(t, err)
-	assert.Equal(t, `(u.locale = $3::text)`, sql)
-	assert.Equal(t, []any{"es"}, args)
+	assert.Equal(t, `(u.locale = ANY ($3::text[]))`, sql)
+	assert.Equal(t, []any{[]string{"es"}}, args)
 }
 
 // nasty strings: SQL and JSON-path syntax that must reach Postgres only as data.
