@@ -95,7 +95,7 @@ func (tr *tour) screenshot(dir, name string) string {
 		return "none: " + err.Error()
 	}
 	_ = os.MkdirAll(dir, 0o755)
-	path := filepath.Join(dir, fmt.Sprintf("%02d-%s.png", tr.n, strings.ReplaceAll(name, " ", "-")))
+	path := filepath.Join(dir, fmt.Sprintf("%02d-%s.png", tr.n, strings.NewReplacer(" ", "-", "/", "_").Replace(name)))
 	if err := os.WriteFile(path, buf, 0o644); err != nil {
 		return "none: " + err.Error()
 	}
@@ -315,19 +315,57 @@ func walkthrough(t *testing.T, tr *tour) {
 		tr.open("/inbox/+51987650003"),
 		waitText(".window", "never written"),
 	)
-	tr.step("phone width",
-		chromedp.EmulateViewport(390, 844),
-		tr.open("/campaigns"),
-		waitText("main", "Weekend deals"),
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			wide, err := chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)(ctx, t)
-			if err == nil && wide {
-				err = fmt.Errorf("the page is wider than a phone's screen")
-			}
-			return err
-		}),
-		chromedp.EmulateViewport(1280, 800),
-	)
+	campaignPage := mustCampaignPath(tr)
+	// Keyboard: on every main page each visible control takes the focus with Tab, visibly.
+	for _, path := range []string{"/", "/campaigns", campaignPage, "/campaigns/new", "/users", "/users/+51987650001",
+		"/inbox", "/inbox/+51987650002", "/imports/new", "/segments", "/segments/new", "/templates", "/templates/new"} {
+		tr.quiet("keyboard "+path, tr.open(path), chromedp.WaitReady(chromedp.CSS("main")), keyboardReachable())
+	}
+	// A phone's width (375 px): nothing wider than the screen, a screenshot of each page.
+	tr.step("phone width", chromedp.EmulateViewport(375, 812))
+	for _, pg := range []struct{ name, path, want string }{
+		{"phone dashboard", "/", "Recent campaigns"},
+		{"phone campaign", campaignPage, "Progress"},
+		{"phone inbox", "/inbox", "STOP"},
+		{"phone conversation", "/inbox/+51987650002", "window"},
+		{"phone segment editor", "/segments/new", "users match"},
+		{"phone template editor", "/templates/new", "Preview as you type"},
+	} {
+		tr.step(pg.name, tr.open(pg.path), waitText("main", pg.want), fitsScreen())
+	}
+	tr.step("desktop again", chromedp.EmulateViewport(1280, 800))
+}
+
+// fitsScreen fails when the page is wider than the viewport (a sideways scroll on a phone).
+func fitsScreen() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		wide, err := chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)(ctx, t)
+		if err == nil && wide {
+			err = fmt.Errorf("the page is wider than a phone's screen")
+		}
+		return err
+	})
+}
+
+// quiet is a step that leaves no screenshot in the demo (checks a viewer need not watch).
+func (tr *tour) quiet(name string, actions ...chromedp.Action[chromedp.Void]) {
+	tr.t.Helper()
+	shots, pause := tr.shots, tr.pause
+	tr.shots, tr.pause = "", 0
+	defer func() { tr.shots, tr.pause = shots, pause }()
+	tr.step(name, actions...)
+}
+
+// mustCampaignPath is the path of the first campaign on the campaigns page.
+func mustCampaignPath(tr *tour) string {
+	var href string
+	err := chromedp.Do(tr.ctx, tr.open("/campaigns"), chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		var err error
+		href, err = chromedp.Evaluate[string](`document.querySelector("main a[href^='/campaigns/c'], main td a[href^='/campaigns/']").getAttribute("href")`)(ctx, t)
+		return err
+	}))
+	require.NoError(tr.t, err)
+	return href
 }
 
 // record saves the browser's screencast frames in dir with an ffmpeg concat list (each frame
