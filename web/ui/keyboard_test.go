@@ -46,7 +46,7 @@ var kbActive = function () {
 // the focus, and the focus must be visible on each.
 func keyboardReachable() chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		want, err := chromedp.Evaluate[[]string](kbJS + "kbAll()")(ctx, t)
+		want, err := chromedp.Evaluate[[]string](kbJS+"kbAll()")(ctx, t)
 		if err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func keyboardReachable() chromedp.Action[chromedp.Void] {
 			if _, err := chromedp.KeyEvent(kb.Tab)(ctx, t); err != nil {
 				return err
 			}
-			got, err := chromedp.Evaluate[[]any](kbJS + "kbActive()")(ctx, t)
+			got, err := chromedp.Evaluate[[]any](kbJS+"kbActive()")(ctx, t)
 			if err != nil {
 				return err
 			}

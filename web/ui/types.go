@@ -74,13 +74,13 @@ type campaignPreview struct {
 	} `json:"deferred"`
 	Skipped map[string]int `json:"skipped"`
 	Samples []struct {
-		Phone    string    `json:"phone"`
-		Decision string    `json:"decision"`
-		Reason   string    `json:"reason"`
-		Message  *rendered `json:"message"`
-		Zone      string  `json:"zone"`
-		LocalTime string  `json:"local_time"`
-		Until     *string `json:"until"`
+		Phone     string    `json:"phone"`
+		Decision  string    `json:"decision"`
+		Reason    string    `json:"reason"`
+		Message   *rendered `json:"message"`
+		Zone      string    `json:"zone"`
+		LocalTime string    `json:"local_time"`
+		Until     *string   `json:"until"`
 	} `json:"samples"`
 	ETASeconds    float64 `json:"eta_seconds"`
 	FinishesAt    string  `json:"finishes_at"`
