@@ -508,7 +508,7 @@ func (im *Importer) resumeFrom(ctx context.Context, id string) (recorded, error)
 func (im *Importer) readBatch(rows RowReader, no int, region string) (*batch, string, error) {
 	b := &batch{no: no, counts: emptyCounts()}
 	var (
-		read     []Row
+		read     = make([]Row, 0, im.cfg.BatchSize)
 		failure  string
 		readErr  error
 		consumed int
@@ -551,6 +551,7 @@ func (im *Importer) readBatch(rows RowReader, no int, region string) (*batch, st
 		}()
 	}
 	wg.Wait()
+	b.cands = make([]candidate, 0, len(read))
 	for i, row := range read {
 		if b.first == 0 {
 			b.first = row.Num
