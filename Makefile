@@ -66,8 +66,8 @@ test-short: test-services ## run the tests in -short mode
 fuzz: test-services ## run every fuzz target (.ci/fuzz lists them) for FUZZTIME (default 60s), two at a time
 	FUZZTIME=$(or $(FUZZTIME),60s) .ci/fuzz
 
-bench: test-services ## run every benchmark once at full size; output in bench.out
-	HERALD_BENCH_FULL=1 $(GO) test -run '^$$' -bench . -benchtime=1x -timeout 60m ./... | tee bench.out
+bench: test-services ## run every benchmark (full size, ~30 min; .ci/bench): bench.out, then docs/benchmarks.md
+	.ci/bench
 
 DEMO_FRAMES := $(or $(TMPDIR),/tmp)/herald-demo-frames
 
