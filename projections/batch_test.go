@@ -395,40 +395,53 @@ func TestRebuildFailsWhileTheHorizonIsHeld(t *testing.T) {
 // TestRebuildBuildsIndexesDespiteAnOldSnapshot: a session idle in a transaction that has read
 // something holds an old snapshot (not the read horizon: it has no transaction id). The
 // concurrent index builds would wait for it forever; Rebuild gives up waiting after indexWait,
-// builds the indexes the plain way and yields the same tables.
+// builds the indexes the plain way and yields the same tables. The indexes of a small table are
+// built the plain way at once, without waiting.
 //
-// Not parallel: it changes indexWait.
+// Not parallel: it changes indexWait and plainBelow.
 func TestRebuildBuildsIndexesDespiteAnOldSnapshot(t *testing.T) {
-	h := newHarness(t)
-	ctx := context.Background()
-	mixedWorkload(t, h.store, 50, 3)
-	live := h.runner(All()...)
-	require.NoError(t, live.CatchUp(ctx, ""))
-	before := snapshotAll(t, h)
-
-	saved := indexWait
-	indexWait = 300 * time.Millisecond
-	t.Cleanup(func() { indexWait = saved })
-	idle, err := h.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
-	require.NoError(t, err)
-	defer idle.Rollback(ctx)            //nolint:errcheck
-	_, err = idle.Exec(ctx, `SELECT 1`) // takes the transaction's snapshot, and no lock the swap would wait for
-	require.NoError(t, err)
-
-	var logged bytes.Buffer
-	for _, p := range All() {
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		res, err := Rebuild(rctx, h.db.Pool, events.DefaultRegistry(), p, RebuildConfig{}, zerolog.New(&logged))
-		cancel()
-		require.NoError(t, err, "rebuild %s", p.Name())
-		assert.Positive(t, res.Events, p.Name())
+	cases := []struct {
+		name       string
+		plainBelow int64
+		waited     bool // the concurrent builds waited, gave up and built the plain way
+	}{
+		{"concurrent builds give up waiting", 0, true},
+		{"small tables build at once", plainBelow, false},
 	}
-	require.NoError(t, idle.Rollback(ctx))
-	assert.Contains(t, logged.String(), "building it in one transaction", "the concurrent builds gave up waiting")
-	after := snapshotAll(t, h)
-	for table := range before {
-		assert.Equal(t, before[table][0], after[table][0], "rows of %s", table)
-		assert.Equal(t, before[table][1], after[table][1], "indexes of %s", table)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := context.Background()
+			mixedWorkload(t, h.store, 50, 3)
+			live := h.runner(All()...)
+			require.NoError(t, live.CatchUp(ctx, ""))
+			before := snapshotAll(t, h)
+
+			savedWait, savedPlain := indexWait, plainBelow
+			indexWait, plainBelow = 300*time.Millisecond, tc.plainBelow
+			t.Cleanup(func() { indexWait, plainBelow = savedWait, savedPlain })
+			idle, err := h.db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+			require.NoError(t, err)
+			defer idle.Rollback(ctx)            //nolint:errcheck
+			_, err = idle.Exec(ctx, `SELECT 1`) // takes the transaction's snapshot, and no lock the swap would wait for
+			require.NoError(t, err)
+
+			var logged bytes.Buffer
+			for _, p := range All() {
+				rctx, cancel := context.WithTimeout(ctx, time.Minute)
+				res, err := Rebuild(rctx, h.db.Pool, events.DefaultRegistry(), p, RebuildConfig{}, zerolog.New(&logged))
+				cancel()
+				require.NoError(t, err, "rebuild %s", p.Name())
+				assert.Positive(t, res.Events, p.Name())
+			}
+			require.NoError(t, idle.Rollback(ctx))
+			assert.Equal(t, tc.waited, strings.Contains(logged.String(), "building it in one transaction"), "log: %s", logged.String())
+			after := snapshotAll(t, h)
+			for table := range before {
+				assert.Equal(t, before[table][0], after[table][0], "rows of %s", table)
+				assert.Equal(t, before[table][1], after[table][1], "indexes of %s", table)
+			}
+		})
 	}
 }
 

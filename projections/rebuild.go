@@ -308,11 +308,20 @@ func finishShadow(ctx context.Context, pool *pgxpool.Pool, live, shadow string, 
 		// One sort per index, in memory where it fits: the default (64 MB) spills the GIN build
 		// over a million users to disk.
 		_, err = conn.Exec(ctx, fmt.Sprintf("SET maintenance_work_mem = '256MB'; SET lock_timeout = %d", indexWait.Milliseconds()))
+		size := map[string]int64{}
+		for _, ix := range later {
+			if _, ok := size[ix.table]; ok || err != nil {
+				continue
+			}
+			var n int64
+			err = conn.QueryRow(ctx, `SELECT pg_relation_size($1::regclass)`, pgx.Identifier{shadow, ix.table}.Sanitize()).Scan(&n)
+			size[ix.table] = n
+		}
 		for _, ix := range later {
 			if err != nil {
 				break
 			}
-			err = buildIndex(ctx, conn.Conn(), shadow, ix, log)
+			err = buildIndex(ctx, conn.Conn(), shadow, ix, size[ix.table] < plainBelow, log)
 		}
 		if _, rerr := conn.Exec(ctx, "RESET maintenance_work_mem; RESET lock_timeout"); rerr != nil {
 			conn.Conn().Close(ctx) //nolint:errcheck // the connection must not go back to the pool with the settings
@@ -346,13 +355,26 @@ func finishShadow(ctx context.Context, pool *pgxpool.Pool, live, shadow string, 
 // for the tests).
 var indexWait = 5 * time.Second
 
+// plainBelow is the size of a shadow table under which its indexes are built the plain way at
+// once (a variable for the tests): a plain build of a small table holds its transaction id for
+// milliseconds, while a concurrent one first waits for every older snapshot in the database —
+// on a busy server up to indexWait per index, for a table of a few rows.
+var plainBelow int64 = 8 << 20
+
 // buildIndex builds one index on a shadow table CONCURRENTLY, although nothing else writes the
 // shadow table: a plain CREATE INDEX holds a transaction id for the whole build (seconds for a
 // GIN index over a million users), which holds the read horizon back — and the live runners
 // and the relay with it — for as long. A concurrent build waits first for every transaction of
 // the database that holds an older snapshot, though: if one is still open after indexWait (an
-// idle session left in a transaction, a pg_dump), the index is built the plain way instead.
-func buildIndex(ctx context.Context, conn *pgx.Conn, shadow string, ix shadowIndex, log zerolog.Logger) error {
+// idle session left in a transaction, a pg_dump), the index is built the plain way instead. A
+// small table's (plain) is built the plain way at once.
+func buildIndex(ctx context.Context, conn *pgx.Conn, shadow string, ix shadowIndex, plain bool, log zerolog.Logger) error {
+	if plain {
+		if _, err := conn.Exec(ctx, ix.create); err != nil {
+			return fmt.Errorf("build index %s of %s: %w", ix.name, ix.table, err)
+		}
+		return nil
+	}
 	_, err := conn.Exec(ctx, strings.Replace(ix.create, "CREATE INDEX ", "CREATE INDEX CONCURRENTLY ", 1))
 	var pgErr *pgconn.PgError
 	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "55P03" /* lock_not_available: lock_timeout */ {
