@@ -106,6 +106,26 @@ func (tr *tour) open(path string) chromedp.Action[chromedp.Void] {
 	return chromedp.Navigate(tr.w.srv.URL + path)
 }
 
+// reloadUntil opens path again every half second until sel's text contains want (for a page
+// that is not live).
+func (tr *tour) reloadUntil(path, sel, want string) chromedp.Action[chromedp.Void] {
+	expr := fmt.Sprintf(`(function(){var e=document.querySelector(%s); return !!e && e.innerText.includes(%s)})()`, js(sel), js(want))
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for deadline := time.Now().Add(45 * time.Second); ; {
+			if _, err := tr.open(path)(ctx, t); err != nil {
+				return err
+			}
+			if ok, err := chromedp.Evaluate[bool](expr)(ctx, t); err == nil && ok {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s never showed %q in %s", path, want, sel)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
+}
+
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 // waitText waits until the element's text contains want. It asks again every 100 ms and
@@ -286,14 +306,22 @@ func walkthrough(t *testing.T, tr *tour) {
 		waitText(".trail", "message."),
 	)
 
-	_, err := w.sim.Inject(t.Context(), twiliosim.Inbound{From: "+51987650001", Body: "STOP", ProfileName: "Ana"})
-	require.NoError(t, err)
-	_, err = w.sim.Inject(t.Context(), twiliosim.Inbound{From: "+51987650002", Body: "¿Hasta qué hora abren el sábado?", ProfileName: "Bruno"})
-	require.NoError(t, err)
+	inject := func(from, body, name string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := w.sim.Inject(ctx, twiliosim.Inbound{From: from, Body: body, ProfileName: name})
+			return err
+		})
+	}
+	// The inbox is live: the messages appear on the open page, without a reload.
 	tr.step("inbox",
 		tr.open("/inbox"),
+		waitText("main", "Newest first"),
+		eval(`document.body.dataset.loaded = "before"`),
+		inject("+51987650001", "STOP", "Ana"),
+		inject("+51987650002", "¿Hasta qué hora abren el sábado?", "Bruno"),
 		waitText("table", "STOP"),
 		waitText("table", "¿Hasta qué hora abren el sábado?"),
+		chromedp.WaitReady(chromedp.CSS(`body[data-loaded="before"]`)),
 	)
 	reply := "Abrimos hasta las 9 pm. ¡Te esperamos!"
 	tr.step("reply",
@@ -311,6 +339,21 @@ func walkthrough(t *testing.T, tr *tour) {
 		}
 		return false
 	}, 30*time.Second, 100*time.Millisecond, "the reply reaches Twilio")
+	tr.step("profile",
+		tr.reloadUntil("/users/+51987650002", ".timeline", reply),
+		waitText(".timeline", "¿Hasta qué hora abren el sábado?"),
+		waitText(".timeline", "Hola Bruno"),
+		waitText("#history ~ ol", "Subscribed to deals"),
+	)
+	tr.step("edit segment",
+		tr.open("/segments"),
+		chromedp.Click(chromedp.CSS(`a[href$="/edit"]`)),
+		waitText("#rule-count", "3 users match"),
+		chromedp.SetValue(chromedp.CSS("#description"), "Lima and Cusco, for the weekend deals"),
+		chromedp.Click(chromedp.CSS("#segment-form button[type=submit]")),
+		waitText("main", "Segment saved."),
+		waitText("table", "for the weekend deals"),
+	)
 	tr.step("closed window",
 		tr.open("/inbox/+51987650003"),
 		waitText(".window", "never written"),
