@@ -50,8 +50,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	full := os.Getenv("HERALD_BENCH_FULL") == "1"
+	for _, c := range parsed.Commands {
+		full = full || strings.Contains(c, "HERALD_BENCH_FULL=1")
+	}
 	report := benchreport.Report{Run: parsed, Machine: machine, Date: time.Now(), Commit: commit(),
-		Command: *command, Full: os.Getenv("HERALD_BENCH_FULL") == "1"}
+		Command: *command, Full: full}
 	var buf bytes.Buffer
 	if err := report.Write(&buf); err != nil {
 		return err
