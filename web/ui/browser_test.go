@@ -365,7 +365,7 @@ func walkthrough(t *testing.T, tr *tour) {
 		tr.quiet("keyboard "+path, tr.open(path), chromedp.WaitReady(chromedp.CSS("main")), keyboardReachable())
 	}
 	// A phone's width (375 px): nothing wider than the screen, a screenshot of each page.
-	tr.step("phone width", chromedp.EmulateViewport(375, 812))
+	tr.quiet("phone width", chromedp.EmulateViewport(375, 812))
 	for _, pg := range []struct{ name, path, want string }{
 		{"phone dashboard", "/", "Recent campaigns"},
 		{"phone campaign", campaignPage, "Progress"},
@@ -376,7 +376,7 @@ func walkthrough(t *testing.T, tr *tour) {
 	} {
 		tr.step(pg.name, tr.open(pg.path), waitText("main", pg.want), fitsScreen())
 	}
-	tr.step("desktop again", chromedp.EmulateViewport(1280, 800))
+	tr.quiet("desktop again", chromedp.EmulateViewport(1280, 800))
 }
 
 // fitsScreen fails when the page is wider than the viewport (a sideways scroll on a phone).

@@ -219,6 +219,10 @@ func sortedKV(m any) []kv {
 		for k, v := range mm {
 			out = append(out, kv{k, v})
 		}
+	case map[string]variant:
+		for k, v := range mm {
+			out = append(out, kv{k, v})
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].K < out[j].K })
 	return out

@@ -277,6 +277,7 @@ func formToken(r *http.Request) string {
 type campaignData struct {
 	C        campaign
 	Template *tmpl
+	Segment  *segment
 	Stats    stats
 	Preview  *campaignPreview
 	Messages list[message]
@@ -294,6 +295,12 @@ func (u *UI) loadCampaign(r *http.Request, c client) (campaignData, error) {
 	var t tmpl
 	if err := c.get(ctx, "/v1/templates/"+esc(d.C.TemplateID), nil, &t); err == nil {
 		d.Template = &t
+	}
+	if d.C.SegmentID != "" {
+		var sg segment
+		if err := c.get(ctx, "/v1/segments/"+esc(d.C.SegmentID), nil, &sg); err == nil {
+			d.Segment = &sg
+		}
 	}
 	if err := c.get(ctx, "/v1/campaigns/"+esc(id)+"/stats", nil, &d.Stats); err != nil {
 		return d, err

@@ -68,14 +68,16 @@ document.addEventListener("submit", function (ev) {
     });
   };
   var draw = function () {
-    if (!canvas || !canvas.getContext || history.length < 2) return;
+    if (!canvas || !canvas.getContext || history.length < 1) return;
+    // One snapshot so far: draw it as a level line until the next one arrives.
+    var pts = history.length === 1 ? [history[0], history[0]] : history;
     var ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height, max = 1;
-    history.forEach(function (p) { max = Math.max(max, p.total, p.queued, p.sent); });
+    pts.forEach(function (p) { max = Math.max(max, p.total, p.queued, p.sent); });
     ctx.clearRect(0, 0, w, h);
     [["queued", "#8a8a8a"], ["sent", "#4a6fa5"], ["delivered", "#2e8b57"], ["read", "#7b4fa0"], ["failed", "#c0392b"]].forEach(function (s) {
       ctx.strokeStyle = s[1]; ctx.lineWidth = 2; ctx.beginPath();
-      history.forEach(function (p, i) {
-        var x = (i / (history.length - 1)) * (w - 4) + 2, y = h - 2 - ((p[s[0]] || 0) / max) * (h - 4);
+      pts.forEach(function (p, i) {
+        var x = (i / (pts.length - 1)) * (w - 4) + 2, y = h - 2 - ((p[s[0]] || 0) / max) * (h - 4);
         if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
       });
       ctx.stroke();
