@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -625,6 +624,7 @@ func (im *Importer) decideBatch(ctx context.Context, spec Spec, b *batch, seen m
 	}
 	source := "import:" + spec.ID
 	recs := make([]events.Record, 0, len(order)+1)
+	var subs []events.Record // appended after recs: see appendPart
 	decideUser := func(phone string, u *user) error {
 		cand := merged[phone]
 		if u == nil {
@@ -678,7 +678,11 @@ func (im *Importer) decideBatch(ctx context.Context, spec Spec, b *batch, seen m
 			idKey.WriteByte('\x1f')
 			idKey.Write(rec.Data)
 			rec.EventID = events.DeterministicID("import.user", idKey.String())
-			recs = append(recs, rec)
+			if appendPart(rec) == 1 {
+				subs = append(subs, rec)
+			} else {
+				recs = append(recs, rec)
+			}
 		}
 		return nil
 	}
@@ -731,14 +735,13 @@ func (im *Importer) decideBatch(ctx context.Context, spec Spec, b *batch, seen m
 	if err != nil {
 		return nil, nil, err
 	}
-	recs = append(recs, rec)
+	recs = append(append(recs, subs...), rec)
 	// Subscriptions after every other event of the batch: AppendBulk keeps each stream's order
 	// but lays a chunk out stream by stream, and a user.subscribed between two user.created
 	// cuts the users projection's set-based run (one statement per kind and run); appended as a
 	// second part, the creations of a batch apply as a few statements, not hundreds.
 	// The batch's record stays last, in the second part: a batch is recorded only once all of it
 	// is appended.
-	slices.SortStableFunc(recs, func(a, b events.Record) int { return appendPart(a) - appendPart(b) })
 	timing.Decide += time.Since(t2)
 	return recs, merges, nil
 }
