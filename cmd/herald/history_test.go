@@ -126,6 +126,9 @@ func (h *history) judge(o observation) verdict {
 		}
 	}
 	for id, n := range o.creates {
+		if id == "" {
+			continue // not Herald's (no message id in its callback URL)
+		}
 		v.maxCreates = max(v.maxCreates, n)
 		if n > 1 {
 			v.duplicateCreates = append(v.duplicateCreates, id)
@@ -250,7 +253,7 @@ WHERE type = 'message.status_received' GROUP BY 1`},
 
 // observer is the observe function of check for a stack: it first adds to h every webhook the
 // simulator delivered (its record of Herald's answers), then reads the schema and counts the
-// simulator's creates per Herald message id.
+// simulator's creates per Herald message id (GET /sim/creates).
 func (s *stack) observer(h *history) func(context.Context) (observation, error) {
 	return func(ctx context.Context) (observation, error) {
 		var o observation
@@ -266,12 +269,9 @@ func (s *stack) observer(h *history) func(context.Context) (observation, error) 
 		if err := observeLog(ctx, s.db.Pool, &o); err != nil {
 			return o, err
 		}
-		o.creates = map[string]int{}
-		for _, m := range s.simMessages() {
-			if m.Direction == "outbound-api" {
-				o.creates[messageIDOf(m.StatusCallback)]++
-			}
-		}
+		var created twiliosim.CreateCounts
+		s.simGet("/sim/creates", &created)
+		o.creates = created.ByMessageID
 		return o, nil
 	}
 }

@@ -165,6 +165,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /sim/messages", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Messages())
 	})
+	mux.HandleFunc("GET /sim/creates", s.handleCreates)
 	mux.HandleFunc("GET /sim/callbacks", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Callbacks())
 	})

@@ -26,6 +26,7 @@
 //	POST /sim/inbound    inject an inbound message (JSON or form); answers with Herald's status and body
 //	GET  /sim/requests   recorded API requests (JSON)
 //	GET  /sim/messages   every message with its status history (JSON)
+//	GET  /sim/creates    messages created per Herald message id and per recipient, with the ids created twice (JSON)
 //	GET  /sim/callbacks  every callback and inbound delivery attempt (JSON)
 //	GET  /sim/config     current fault and lifecycle settings; POST /sim/config patches them (JSON)
 //	POST /sim/faults     {"faults":["rate_limit","server_error","stall","none"]}: script the next creates
