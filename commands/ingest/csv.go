@@ -13,8 +13,8 @@ import (
 const MaxRecordBytes = 64 << 10
 
 // csvRecord is one record of a CSV file: its fields, the line it starts on, and its raw
-// bytes (for the report). Err is set when the record is malformed (the fields are then not
-// reliable).
+// bytes (for the report; valid until the scanner's next call). Err is set when the record is
+// malformed (the fields are then not reliable).
 type csvRecord struct {
 	Fields []string
 	Line   int
@@ -32,7 +32,8 @@ type csvScanner struct {
 	line    int // line of the next byte
 	raw     []byte
 	field   []byte
-	fields  []string
+	text    []byte // the record's fields, one after another
+	ends    []int  // where each field ends in text
 	// lastPending says whether the last byte read came from pending (unread puts it back there)
 	// or from r (unread uses r.UnreadByte).
 	lastPending bool
@@ -66,7 +67,7 @@ func (s *csvScanner) unread(b byte) {
 // next returns the next record, or io.EOF. Other errors are the reader's.
 func (s *csvScanner) next() (csvRecord, error) {
 	s.raw = s.raw[:0]
-	s.fields = s.fields[:0]
+	s.text, s.ends = s.text[:0], s.ends[:0]
 	start := s.line
 	if len(s.pending) == 0 {
 		if _, err := s.r.Peek(1); err != nil {
@@ -81,12 +82,21 @@ func (s *csvScanner) next() (csvRecord, error) {
 		if broken != "" {
 			return s.brokenRecord(start, broken), nil
 		}
-		s.fields = append(s.fields, string(s.field))
+		s.text = append(s.text, s.field...)
+		s.ends = append(s.ends, len(s.text))
 		if end || err != nil {
 			break
 		}
 	}
-	rec := csvRecord{Fields: append([]string(nil), s.fields...), Line: start, Raw: bytes.TrimRight(append([]byte(nil), s.raw...), "\r\n")}
+	// One string for the record, its fields slices of it: two allocations a row, not one a field.
+	text := string(s.text)
+	fields := make([]string, len(s.ends))
+	from := 0
+	for i, end := range s.ends {
+		fields[i] = text[from:end]
+		from = end
+	}
+	rec := csvRecord{Fields: fields, Line: start, Raw: bytes.TrimRight(s.raw, "\r\n")}
 	if !utf8.Valid(rec.Raw) {
 		rec.Err = "not UTF-8 text (save the file as UTF-8)"
 	}
