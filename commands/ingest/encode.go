@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -36,18 +37,18 @@ func newRecord(id uuid.UUID, stream string, e events.Event, md events.Metadata) 
 // events.UserCreated, keys sorted, HTML-safe escaping); ok is false when an attribute is not
 // a string.
 func appendUserCreated(dst []byte, c events.UserCreated) ([]byte, bool) {
-	var keyBuf [32]string
-	keys := keyBuf[:0]
+	var buf [32][2]string
+	attrs := buf[:0]
 	size := 96 + len(c.Phone) + len(c.Locale) + len(c.Timezone) + len(c.Consent) + len(c.Source)
 	for k, v := range c.Attributes {
 		s, ok := v.(string)
 		if !ok {
 			return nil, false
 		}
-		keys = append(keys, k)
+		attrs = append(attrs, [2]string{k, s})
 		size += len(k) + len(s) + 6
 	}
-	slices.Sort(keys)
+	slices.SortFunc(attrs, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 	if dst == nil {
 		dst = make([]byte, 0, size)
 	}
@@ -58,13 +59,13 @@ func appendUserCreated(dst []byte, c events.UserCreated) ([]byte, bool) {
 		dst = append(dst, "null"...)
 	} else {
 		dst = append(dst, '{')
-		for i, k := range keys {
+		for i, kv := range attrs {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, k)
+			dst = appendJSONString(dst, kv[0])
 			dst = append(dst, ':')
-			dst = appendJSONString(dst, c.Attributes[k].(string))
+			dst = appendJSONString(dst, kv[1])
 		}
 		dst = append(dst, '}')
 	}

@@ -59,3 +59,19 @@ func TestEncodeEventIsJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkEncodeUserCreated(b *testing.B) {
+	e := events.UserCreated{Phone: "+51987654321", Consent: events.ConsentOptIn, Source: "import:0b9c8f0e-6a7e-4f0e-9a55-3f1c2d4e5f60", Locale: "es-PE",
+		Attributes: map[string]any{"first_name": "Name1", "last_name": "Family1", "city": "Lima", "plan": "gold", "signup_date": "2026-01-02",
+			"score": "712", "segment": "s3", "referrer": "ref12", "color": "c4", "notes": "note 1, with a comma"}}
+	b.Run("json.Marshal", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = json.Marshal(e)
+		}
+	})
+	b.Run("encodeEvent", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = encodeEvent(e)
+		}
+	})
+}
