@@ -13,7 +13,7 @@ import (
 
 func parseSample(t *testing.T) *Run {
 	t.Helper()
-	f, err := os.Open("testdata/bench.sample.out")
+	f, err := os.Open("testdata/bench-sample.txt")
 	require.NoError(t, err)
 	defer f.Close()
 	run, err := Parse(f)
