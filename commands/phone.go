@@ -151,16 +151,7 @@ func classifyParsed(s, region string) PhoneCheck {
 	// number against the region's patterns); calling it alone halves the cost per number.
 	typ := phonenumbers.GetNumberType(parsed)
 	if typ == phonenumbers.UNKNOWN {
-		switch phonenumbers.IsPossibleNumberWithReason(parsed) {
-		case phonenumbers.TOO_SHORT:
-			return PhoneCheck{Reason: PhoneTooShort, Detail: "too short for its country"}
-		case phonenumbers.TOO_LONG:
-			return PhoneCheck{Reason: PhoneTooLong, Detail: "too long for its country"}
-		case phonenumbers.INVALID_COUNTRY_CODE:
-			return PhoneCheck{Reason: PhoneUnparseable, Detail: "unknown country code"}
-		}
-		where := phonenumbers.GetRegionCodeForCountryCode(int(parsed.GetCountryCode()))
-		return PhoneCheck{Reason: PhoneInvalidForRegion, Detail: "not a valid number in " + where}
+		return invalidPhone(parsed)
 	}
 	out := PhoneCheck{E164: phonenumbers.Format(parsed, phonenumbers.E164)}
 	r := ""
@@ -170,6 +161,20 @@ func classifyParsed(s, region string) PhoneCheck {
 		r = phonenumbers.GetRegionCodeForNumber(parsed)
 	}
 	return finishPhone(out, r, typ)
+}
+
+// invalidPhone says why a parsed number that is not valid is not.
+func invalidPhone(parsed *phonenumbers.PhoneNumber) PhoneCheck {
+	switch phonenumbers.IsPossibleNumberWithReason(parsed) {
+	case phonenumbers.TOO_SHORT:
+		return PhoneCheck{Reason: PhoneTooShort, Detail: "too short for its country"}
+	case phonenumbers.TOO_LONG:
+		return PhoneCheck{Reason: PhoneTooLong, Detail: "too long for its country"}
+	case phonenumbers.INVALID_COUNTRY_CODE:
+		return PhoneCheck{Reason: PhoneUnparseable, Detail: "unknown country code"}
+	}
+	where := phonenumbers.GetRegionCodeForCountryCode(int(parsed.GetCountryCode()))
+	return PhoneCheck{Reason: PhoneInvalidForRegion, Detail: "not a valid number in " + where}
 }
 
 // finishPhone adds a valid number's region, time zones and warning.
@@ -193,8 +198,8 @@ func finishPhone(out PhoneCheck, region string, typ phonenumbers.PhoneNumberType
 // region's patterns compiled once, each pattern once (libphonenumber rebuilds every pattern's
 // key and runs each matching pattern twice). Whatever the fast path is not certain to read as
 // libphonenumber does — a national prefix that parsing could strip, an Italian leading zero, a
-// non-geographic code, an invalid number — goes the way of ClassifyPhone. Safe for concurrent
-// use.
+// non-geographic code — goes the way of ClassifyPhone; an invalid number read the same way
+// gets ClassifyPhone's reason from the same checks. Safe for concurrent use.
 type PhoneClassifier struct {
 	metadata map[string]*phonenumbers.PhoneMetadata // by region
 	tables   sync.Map                               // region → *phoneRegion, built on first use
@@ -326,8 +331,8 @@ func (p *PhoneClassifier) Classify(raw, defaultRegion string) PhoneCheck {
 	return classifyParsed(s, region)
 }
 
-// fast classifies a valid number written as + and digits (spaces allowed), reading it as
-// libphonenumber's Parse does; ok is false for anything else.
+// fast classifies a number written as + and digits (spaces allowed), reading it as
+// libphonenumber's Parse does; ok is false when it cannot be sure to.
 func (p *PhoneClassifier) fast(s string) (PhoneCheck, bool) {
 	if len(s) < 8 || s[0] != '+' {
 		return PhoneCheck{}, false
@@ -391,16 +396,19 @@ func (p *PhoneClassifier) fast(s string) (PhoneCheck, bool) {
 			}
 		}
 	}
-	if where == "" {
-		return PhoneCheck{}, false // not valid: ClassifyPhone says why
+	typ := phonenumbers.UNKNOWN
+	if where != "" {
+		t := p.region(where)
+		if t == nil {
+			return PhoneCheck{}, false
+		}
+		typ = t.numberType(nsn)
 	}
-	t := p.region(where)
-	if t == nil {
-		return PhoneCheck{}, false
-	}
-	typ := t.numberType(nsn)
 	if typ == phonenumbers.UNKNOWN {
-		return PhoneCheck{}, false
+		// Not valid: what Parse would have returned, for ClassifyPhone's reasons.
+		code, n := int32(cc), uint64(0)
+		n, _ = strconv.ParseUint(nsn, 10, 64)
+		return invalidPhone(&phonenumbers.PhoneNumber{CountryCode: &code, NationalNumber: &n}), true
 	}
 	return finishPhone(PhoneCheck{E164: "+" + strconv.Itoa(cc) + nsn}, where, typ), true
 }
