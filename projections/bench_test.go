@@ -127,6 +127,10 @@ func BenchmarkLagSteady5000(b *testing.B) {
 		achieved.add(len(run.samples), run.elapsed)
 		b.Logf("iteration %d: %d appends due in %s returned within %.2fs; %d checkpoint readings",
 			i, len(run.samples), duration, run.elapsed.Seconds(), len(watch.polls))
+		if gaps := watch.moves(); len(gaps) > 0 {
+			b.Logf("iteration %d: the users checkpoint moved %d times; time between moves p50 %.1fms p99 %.1fms max %.1fms",
+				i, len(gaps), ms(percentile(gaps, 50)), ms(percentile(gaps, 99)), ms(gaps[len(gaps)-1]))
+		}
 		env.stop(b)
 	}
 	for _, d := range [][]time.Duration{lags, visible, appends} {
@@ -549,6 +553,26 @@ func (w *checkpointWatcher) waitPassed(cp store.Checkpoint, within time.Duration
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// moves returns, sorted, the times between the readings at which the checkpoint had moved: how
+// often the projection commits (rounds that apply), as far as the reading interval shows it.
+func (w *checkpointWatcher) moves() []time.Duration {
+	var (
+		gaps []time.Duration
+		last time.Time
+	)
+	for i := 1; i < len(w.polls); i++ {
+		if w.polls[i].applied == w.polls[i-1].applied {
+			continue
+		}
+		if !last.IsZero() {
+			gaps = append(gaps, w.polls[i].at.Sub(last))
+		}
+		last = w.polls[i].at
+	}
+	slices.Sort(gaps)
+	return gaps
 }
 
 func (w *checkpointWatcher) stop() {
