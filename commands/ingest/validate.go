@@ -67,6 +67,8 @@ type zoneCache struct {
 	nkeys   atomic.Int64
 	slugs   sync.Map // topic → its slug
 	nslugs  atomic.Int64
+	locales sync.Map // locale → known
+	nlocs   atomic.Int64
 	phones  *commands.PhoneClassifier
 }
 
@@ -75,6 +77,19 @@ func (z *zoneCache) classify(phone, region string) commands.PhoneCheck {
 		return commands.ClassifyPhone(phone, region)
 	}
 	return z.phones.Classify(phone, region)
+}
+
+// knownLocale reports whether language.Parse reads the locale, remembered.
+func (z *zoneCache) knownLocale(locale string) bool {
+	if ok, seen := z.locales.Load(locale); seen {
+		return ok.(bool)
+	}
+	_, err := language.Parse(locale)
+	ok := err == nil && len(locale) <= 35
+	if z.nlocs.Add(1) <= 10000 {
+		z.locales.Store(locale, ok)
+	}
+	return ok
 }
 
 // slug is commands.Slug, remembered (it allocates a Unicode normalizer per call).
@@ -227,7 +242,7 @@ func validate(row Row, region string, zones *zoneCache) (candidate, *events.Impo
 		warn(pc.Warning, row.Phone, "the number is a fixed line; WhatsApp may not reach it")
 	}
 	if row.Locale != "" {
-		if _, err := language.Parse(row.Locale); err != nil || len(row.Locale) > 35 {
+		if !zones.knownLocale(row.Locale) {
 			warn(WarnUnknownLocale, row.Locale, "not a known locale like es or es-PE; the locale was not set")
 		} else {
 			c.locale = row.Locale
