@@ -318,13 +318,15 @@ type StreamSnapshot struct {
 
 // sqlStreamSnapshots reads a StreamSnapshot per (stream, id) pair in one statement, hence one
 // round trip and one snapshot: a stream's version and events cannot disagree. A pair whose stream
-// has no event of the wanted types gives one row with the event columns NULL.
+// has no event of the wanted types gives one row with the event columns NULL. OFFSET 0 keeps the
+// typed events a lateral probe of each stream's index: pulled up into a join, they were planned
+// as a hash join over a sequential scan of the whole log once the types matched many rows.
 const sqlStreamSnapshots = `SELECT k.ord, h.version, h.stored, e.global_position, e.transaction_id, e.event_id,
        e.stream_version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(stream_id, event_id, ord)
 CROSS JOIN LATERAL (SELECT coalesce((SELECT max(stream_version) FROM events WHERE stream_id = k.stream_id), 0) AS version,
                            EXISTS (SELECT 1 FROM events WHERE event_id = k.event_id) AS stored) h
-LEFT JOIN LATERAL (SELECT * FROM events WHERE stream_id = k.stream_id AND type = ANY($3::text[])) e ON true
+LEFT JOIN LATERAL (SELECT * FROM events WHERE stream_id = k.stream_id AND type = ANY($3::text[]) OFFSET 0) e ON true
 ORDER BY k.ord, e.stream_version`
 
 // ReadStreamSnapshot reads the version of a stream, its events of the given types and whether
