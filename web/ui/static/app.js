@@ -60,7 +60,10 @@ document.addEventListener("submit", function (ev) {
 (function campaignMonitor() {
   var box = document.querySelector("[data-counters]");
   if (!box) return;
-  var canvas = document.getElementById("chart"), history = [];
+  // The history lives in sessionStorage per campaign, so it survives the reload a status
+  // change causes and a return to the page in the same tab.
+  var canvas = document.getElementById("chart"), key = "herald-funnel:" + window.location.pathname, history = [];
+  try { history = JSON.parse(window.sessionStorage.getItem(key) || "[]"); } catch (e) { history = []; }
   var set = function (k, v) {
     document.querySelectorAll('[data-k="' + k + '"]').forEach(function (el) {
       var s = String(v == null ? "" : v);
@@ -83,13 +86,16 @@ document.addEventListener("submit", function (ev) {
       ctx.stroke();
     });
   };
+  draw();
   document.addEventListener("herald:live", function (ev) {
     var s = ev.detail;
     ["status", "total", "queued", "sent", "delivered", "read", "failed", "skipped", "deferred", "delivery_rate", "read_rate", "remaining", "eta", "opt_outs", "at"]
       .forEach(function (k) { set(k, s[k]); });
     // A new campaign status changes the actions on offer: show the page again.
     if (box.dataset.status && s.status && s.status !== box.dataset.status) { window.location.reload(); return; }
-    history.push(s); if (history.length > 600) history.shift();
+    history.push({ total: s.total, queued: s.queued, sent: s.sent, delivered: s.delivered, read: s.read, failed: s.failed });
+    if (history.length > 600) history.shift();
+    try { window.sessionStorage.setItem(key, JSON.stringify(history)); } catch (e) { /* a full or disabled storage: the chart just starts afresh */ }
     draw();
   });
 })();
