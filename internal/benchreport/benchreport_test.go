@@ -136,4 +136,11 @@ func TestWrite(t *testing.T) {
 		assert.Contains(t, md, want)
 	}
 	assert.Regexp(t, `\d+ passed, \d+ failed, \d+ not run\.`, md)
+
+	// A small run shows the figures without judging them.
+	r.Full = false
+	b.Reset()
+	require.NoError(t, r.Write(&b))
+	assert.Contains(t, b.String(), "| 5,812 req/s; 48.5 p99-ms; 0.04 catchup-s | not judged (small size) |")
+	assert.NotContains(t, b.String(), "✓ pass")
 }

@@ -75,17 +75,24 @@ func (r Report) Write(w io.Writer) error {
 			measured = t.Figures(res)
 			bench += " (`" + strings.TrimPrefix(res.Pkg, "herald/") + "`)"
 		}
-		switch v {
-		case Pass:
-			passed++
-		case Fail:
-			failed++
-		default:
+		verdict := v.String()
+		switch {
+		case v == NotRun:
 			missing++
+		case !r.Full:
+			verdict = "not judged (small size)"
+		case v == Pass:
+			passed++
+		default:
+			failed++
 		}
-		p("| %s | %s | %s | %s | %s |\n", t.Issue, bench, cell(t.Text), cell(measured), v)
+		p("| %s | %s | %s | %s | %s |\n", t.Issue, bench, cell(t.Text), cell(measured), verdict)
 	}
-	p("\n%d passed, %d failed, %d not run.\n", passed, failed, missing)
+	if r.Full {
+		p("\n%d passed, %d failed, %d not run.\n", passed, failed, missing)
+	} else {
+		p("\nA small run: the figures are shown but not judged against the targets.\n")
+	}
 	if len(r.Run.Failed) > 0 {
 		p("\n**Failed** (see bench.out): %s\n", "`"+strings.Join(r.Run.Failed, "`, `")+"`")
 	}
