@@ -163,3 +163,20 @@ func BenchmarkClassifyPhone(b *testing.B) {
 		}
 	})
 }
+
+// FuzzPhoneClassifier checks that PhoneClassifier answers exactly as ClassifyPhone for any
+// text and default region.
+func FuzzPhoneClassifier(f *testing.F) {
+	for _, s := range []struct{ raw, region string }{
+		{"+51987654321", ""}, {"0044 7911 123456", "GB"}, {"+39 06 6982 1234", ""}, {"+7 912 345 67 89", ""},
+		{"+1 264 235 1234", "US"}, {"+44 7911 12345678901", ""}, {"+999 123 456", ""}, {"+800 1234 5678", ""},
+		{"+52 1 55 1234 5678", "MX"}, {"+ 51 987", "PE"},
+	} {
+		f.Add(s.raw, s.region)
+	}
+	pc, err := NewPhoneClassifier()
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, raw, region string) {
+		require.Equal(t, ClassifyPhone(raw, region), pc.Classify(raw, region), "%q in %q", raw, region)
+	})
+}
