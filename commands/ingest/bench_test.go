@@ -216,6 +216,9 @@ func BenchmarkImportUsers(b *testing.B) {
 		b.Logf("%d rows (%d invalid phones, %d duplicate rows written): read %d, rejected %d, merged %d, created %d, warnings %d; appended in %s, applied to users in %s",
 			n, invalid, dups, rep.Totals.RowsRead, rep.Totals.Rejected, rep.Totals.Merged, rep.Totals.Created, rep.Totals.Warnings,
 			imported.Round(time.Millisecond), total.Round(time.Millisecond))
+		ps := db.Pool.Stat()
+		b.Logf("pool: %d connections at most, %d acquires, %d waited for one, %s waiting in all", ps.MaxConns(), ps.AcquireCount(),
+			ps.EmptyAcquireCount(), ps.AcquireDuration().Round(time.Millisecond))
 		b.Logf("import stages: waiting for rows %s, reading users %s, deciding %s, waiting for the batch before %s, appending %s",
 			rep.Timing.WaitRead.Round(time.Millisecond), rep.Timing.Fold.Round(time.Millisecond), rep.Timing.Decide.Round(time.Millisecond),
 			rep.Timing.WaitAppend.Round(time.Millisecond), rep.Timing.Append.Round(time.Millisecond))
