@@ -318,15 +318,17 @@ type StreamSnapshot struct {
 
 // sqlStreamSnapshots reads a StreamSnapshot per (stream, id) pair in one statement, hence one
 // round trip and one snapshot: a stream's version and events cannot disagree. A pair whose stream
-// has no event of the wanted types gives one row with the event columns NULL. OFFSET 0 keeps the
-// typed events a lateral probe of each stream's index: pulled up into a join, they were planned
-// as a hash join over a sequential scan of the whole log once the types matched many rows.
+// has no event of the wanted types gives one row with the event columns NULL. The lateral reads
+// each stream through its own index, fenced by OFFSET 0, and the types are filtered in the join:
+// pulled up into a join it was planned as a hash join over a sequential scan of the whole log,
+// and with the type inside it as a BitmapAnd that read every entry of the wanted types in
+// events_type_position_idx for each stream.
 const sqlStreamSnapshots = `SELECT k.ord, h.version, h.stored, e.global_position, e.transaction_id, e.event_id,
        e.stream_version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(stream_id, event_id, ord)
 CROSS JOIN LATERAL (SELECT coalesce((SELECT max(stream_version) FROM events WHERE stream_id = k.stream_id), 0) AS version,
                            EXISTS (SELECT 1 FROM events WHERE event_id = k.event_id) AS stored) h
-LEFT JOIN LATERAL (SELECT * FROM events WHERE stream_id = k.stream_id AND type = ANY($3::text[]) OFFSET 0) e ON true
+LEFT JOIN LATERAL (SELECT * FROM events WHERE stream_id = k.stream_id OFFSET 0) e ON e.type = ANY($3::text[])
 ORDER BY k.ord, e.stream_version`
 
 // ReadStreamSnapshot reads the version of a stream, its events of the given types and whether
