@@ -195,7 +195,10 @@ func (s *stack) supervise(name, roles, addr string, extra map[string]string) *su
 	sv.cur = s.startHerald(name, roles, addr, extra)
 	sv.starts = 1
 	ctx := s.t.Context() // cancelled just before the test's cleanups run
+	exited := make(chan struct{})
+	s.t.Cleanup(func() { <-exited }) // no start races the test's end
 	go func() {
+		defer close(exited)
 		for {
 			sv.mu.Lock()
 			p := sv.cur
