@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -35,6 +36,9 @@ type world struct {
 	catalog *commands.Catalog
 	users   *commands.Users
 	ctx     context.Context
+	// rdb and redisPrefix reach the saga's Redis keys (rate schedules) to break them on purpose.
+	rdb         *redis.Client
+	redisPrefix string
 }
 
 func newWorld(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config) *world {
@@ -98,7 +102,8 @@ func newWorldWith(t testing.TB, simCfg twiliosim.Config, sagaCfg saga.Config, ru
 		herald.Close()
 		tw.Close()
 	})
-	return &world{t: t, db: db, store: s, sim: sim, saga: sg, catalog: commands.NewCatalog(s, reg), users: commands.NewUsers(s, reg), ctx: ctx}
+	return &world{t: t, db: db, store: s, sim: sim, saga: sg, catalog: commands.NewCatalog(s, reg), users: commands.NewUsers(s, reg), ctx: ctx,
+		rdb: rds.Client, redisPrefix: rds.Transport.Prefix}
 }
 
 // user creates a user with consent and topics, and an inbound message at lastInbound (zero: none).

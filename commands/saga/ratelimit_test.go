@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"herald/commands/saga"
 	"herald/events"
@@ -79,4 +80,32 @@ func TestQuietHoursDefer(t *testing.T) {
 	assert.Equal(t, events.ReasonQuietHours, reason)
 	assert.Contains(t, detail, "UTC (user timezone), window "+start+"–"+end)
 	assert.Empty(t, w.sim.Creates(""))
+}
+
+// TestLimiterFailureRetriesUnsent: when Redis cannot clear a rate slot, nothing was sent, so
+// the attempt is retried soon as definitely unsent (retry_scheduled), never left as an outcome
+// to reconcile; once Redis answers again, every message goes out once.
+func TestLimiterFailureRetriesUnsent(t *testing.T) {
+	t.Parallel()
+	const n = 5
+	w := newWorld(t, twiliosim.Config{CallbackLatency: -1}, saga.Config{SenderMPS: 80})
+	// A sender schedule key of the wrong type makes the reservation script fail, as a Redis
+	// outage would, without disturbing the other Redis users of the test.
+	senderKey := w.redisPrefix + "rate:sender:" + twiliosim.DefaultSender
+	require.NoError(t, w.rdb.RPush(w.ctx, senderKey, "not a schedule").Err())
+	recent := time.Now().Add(-time.Hour)
+	for i := 0; i < n; i++ {
+		w.user(fmt.Sprintf("+5198767%04d", i), map[string]any{"first_name": "X"}, events.ConsentOptIn, recent, "deals")
+	}
+	cmp := w.campaign("Hola {first_name}", events.RateLimit{}, nil)
+	w.eventually(30*time.Second, func() bool {
+		return w.count(`SELECT count(*) FROM events WHERE type = $1 AND data->>'reason' LIKE 'rate limiter unavailable%'`,
+			events.TypeMessageRetryScheduled) >= n
+	}, "every attempt retried as unsent while the limiter fails")
+	require.NoError(t, w.rdb.Del(w.ctx, senderKey).Err())
+	w.eventually(30*time.Second, func() bool {
+		return w.count(`SELECT count(*) FROM messages WHERE campaign_id = $1 AND state = 'accepted'`, cmp) == n
+	}, "every message accepted once the limiter answers")
+	assert.Zero(t, w.count(`SELECT count(*) FROM events WHERE type = $1`, events.TypeMessageOutcomeUnknown), "no attempt left to reconciliation")
+	assert.Len(t, createTimes(w), n, "each message created once")
 }

@@ -287,11 +287,18 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 	}
 	held, release := s.holdLease(ctx, m.id)
 	waitErr := s.limits.wait(held, s.twilio.From(), m.queued.CampaignID, rate)
-	if lost := release(); lost || waitErr != nil {
-		if lost {
-			return nil
+	if lost := release(); lost {
+		return nil
+	}
+	if waitErr != nil {
+		if ctx.Err() != nil {
+			return waitErr // shutting down: reconciliation settles the attempt
 		}
-		return waitErr
+		// The limiter (Redis) failed before Twilio heard of the message: the attempt is
+		// definitely unsent, so it is retried soon instead of waiting out reconciliation.
+		_, err := s.appendTo(ctx, m, events.MessageRetryScheduled{Attempt: plan.Attempt,
+			Reason: "rate limiter unavailable: " + waitErr.Error(), At: s.now().Add(limiterRetry)})
+		return errors.Join(waitErr, err)
 	}
 	if c != nil {
 		// The wait for a slot may have been long: a pause or a cancel during it still wins.
@@ -357,6 +364,10 @@ func bodyUnlessContent(p events.MessageSendAttempted) string {
 
 // staleAttempt is how long an attempt without a result is left to its worker.
 const staleAttempt = 90 * time.Second
+
+// limiterRetry is how soon an attempt the rate limiter could not clear (Redis unreachable or
+// lost) is tried again: nothing was sent, and Redis usually returns within seconds.
+const limiterRetry = 2 * time.Second
 
 func (s *Saga) recordResult(ctx context.Context, m *message, c *campaign, accepted sender.Accepted, err error) error {
 	if err == nil {
