@@ -322,12 +322,13 @@ type StreamSnapshot struct {
 // each stream through its own index, fenced by OFFSET 0, and the types are filtered in the join:
 // pulled up into a join it was planned as a hash join over a sequential scan of the whole log,
 // and with the type inside it as a BitmapAnd that read every entry of the wanted types in
-// events_type_position_idx for each stream.
+// events_type_position_idx for each stream. OFFSET 0 also keeps the EXISTS a probe of the event
+// id index: turned into a hashed "= ANY", a batch of 100 ids hashed every id in the log.
 const sqlStreamSnapshots = `SELECT k.ord, h.version, h.stored, e.global_position, e.transaction_id, e.event_id,
        e.stream_version, e.type, e.schema_version, e.data, e.metadata, e.recorded_at
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS k(stream_id, event_id, ord)
 CROSS JOIN LATERAL (SELECT coalesce((SELECT max(stream_version) FROM events WHERE stream_id = k.stream_id), 0) AS version,
-                           EXISTS (SELECT 1 FROM events WHERE event_id = k.event_id) AS stored) h
+                           EXISTS (SELECT 1 FROM events WHERE event_id = k.event_id OFFSET 0) AS stored) h
 LEFT JOIN LATERAL (SELECT * FROM events WHERE stream_id = k.stream_id OFFSET 0) e ON e.type = ANY($3::text[])
 ORDER BY k.ord, e.stream_version`
 
