@@ -173,6 +173,7 @@ func (a *API) routes() []route {
 		{http.MethodPost, "/v1/campaigns/{id}/schedule", RoleAdmin, a.scheduleCampaign, true},
 		{http.MethodGet, "/v1/campaigns/{id}/messages", RoleRead, a.campaignMessages, false},
 		{http.MethodGet, "/v1/campaigns/{id}/stats", RoleRead, a.campaignStats, false},
+		{http.MethodGet, "/v1/campaigns/{id}/timeline", RoleRead, a.campaignTimeline, false},
 		{http.MethodGet, "/v1/messages/{id}", RoleRead, a.getMessage, false},
 		{http.MethodGet, "/v1/stats", RoleRead, a.globalStats, false},
 		{http.MethodGet, "/v1/inbound", RoleRead, a.listInbound, false},

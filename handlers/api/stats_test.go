@@ -154,3 +154,35 @@ func TestGlobalStats(t *testing.T) {
 		assert.Contains(t, res.problemFields(), tt.field, tt.query)
 	}
 }
+
+// TestCampaignTimeline: the funnel over time ends at the campaign's stats (the same
+// definitions), never decreases, and refuses a bad bucket count by name.
+func TestCampaignTimeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := seedCampaign(t, e)
+
+	res := e.call(http.MethodGet, "/v1/campaigns/"+f.campaign+"/timeline?buckets=10", readKey, nil)
+	require.Equal(t, http.StatusOK, res.status, string(res.raw))
+	points := res.body["points"].([]any)
+	require.NotEmpty(t, points)
+	assert.LessOrEqual(t, len(points), 10)
+	stages := []string{"queued", "sent", "delivered", "read", "failed"}
+	prev := map[string]float64{}
+	for _, p := range points {
+		for _, k := range stages {
+			v := p.(map[string]any)[k].(float64)
+			assert.GreaterOrEqual(t, v, prev[k], "%s never decreases", k)
+			prev[k] = v
+		}
+	}
+	assert.Equal(t, map[string]float64{"queued": 8, "sent": 3, "delivered": 2, "read": 1, "failed": 2}, prev,
+		"the last point is the stats: read, delivered, undelivered sent; undelivered and 63016 failed")
+	assert.Equal(t, points[len(points)-1].(map[string]any)["at"], res.body["to"])
+
+	for _, q := range []string{"buckets=0", "buckets=601", "buckets=many", "from=2026-01-01"} {
+		res := e.call(http.MethodGet, "/v1/campaigns/"+f.campaign+"/timeline?"+q, readKey, nil)
+		assert.Equal(t, http.StatusUnprocessableEntity, res.status, q)
+	}
+	assert.Equal(t, http.StatusNotFound, e.call(http.MethodGet, "/v1/campaigns/nope/timeline", readKey, nil).status)
+}

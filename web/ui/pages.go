@@ -379,6 +379,19 @@ func (u *UI) campaignStatsJSON(w http.ResponseWriter, r *http.Request, s session
 	return json.NewEncoder(w).Encode(out)
 }
 
+// campaignTimelineJSON is the campaign's funnel over its life for the monitor's chart.
+func (u *UI) campaignTimelineJSON(w http.ResponseWriter, r *http.Request, s session, c client) error {
+	var tl json.RawMessage
+	if err := c.get(r.Context(), "/v1/campaigns/"+esc(vars(r, "id"))+"/timeline", url.Values{"buckets": {"120"}}, &tl); err != nil {
+		return jsonErr(w, err)
+	}
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err := w.Write(tl)
+	return err
+}
+
 func jsonErr(w http.ResponseWriter, err error) error {
 	var ae *apiError
 	if !errors.As(err, &ae) {

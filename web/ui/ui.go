@@ -162,6 +162,7 @@ func (u *UI) routes() []uiRoute {
 		{post, "/campaigns/{id}", u.campaignSave},
 		{post, "/campaigns/{id}/delete", u.remove("campaign", "/v1/campaigns/", "/campaigns")},
 		{get, "/campaigns/{id}/stats.json", u.campaignStatsJSON},
+		{get, "/campaigns/{id}/timeline.json", u.campaignTimelineJSON},
 		{get, "/live/campaigns/{id}", u.live(u.campaignSnapshot)},
 		{get, "/live/dashboard", u.live(u.dashboardSnapshot)},
 		{get, "/live/inbox", u.live(u.inboxSnapshot)},

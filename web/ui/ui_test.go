@@ -1,6 +1,7 @@
 package ui_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -218,4 +219,32 @@ func assertNoMarkup(t *testing.T, what, body string) {
 		}
 	}
 	assert.NotContains(t, body, adminKey, "%s: the key leaked into the page", what)
+}
+
+// TestCampaignTimelineJSON: the monitor's chart reads the campaign's timeline through the UI's
+// session (the API key never reaches the browser); without a session it is refused.
+func TestCampaignTimelineJSON(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, false)
+	tpl := w.api(http.MethodPost, "/v1/templates", map[string]any{"name": "t", "default_locale": "es",
+		"variants": map[string]any{"es": map[string]any{"body": "Hola"}}})
+	cmp := w.api(http.MethodPost, "/v1/campaigns", map[string]any{"name": "c", "topic": "deals", "template_id": tpl["id"]})
+	path := "/campaigns/" + cmp["id"].(string) + "/timeline.json"
+
+	anon := w.browser(t)
+	assert.NotEqual(t, http.StatusOK, anon.get(path).status, "no session, no timeline")
+
+	b := w.browser(t)
+	b.login(adminKey)
+	p := b.get(path)
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	assert.Equal(t, "application/json", p.header.Get("Content-Type"))
+	var tl struct {
+		CampaignID string `json:"campaign_id"`
+		Points     []any  `json:"points"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(p.body), &tl))
+	assert.Equal(t, cmp["id"], tl.CampaignID)
+	assert.NotNil(t, tl.Points, "a campaign without messages has an empty timeline, not null")
+	assert.Equal(t, http.StatusNotFound, b.get("/campaigns/nope/timeline.json").status)
 }

@@ -55,15 +55,17 @@ document.addEventListener("submit", function (ev) {
   window.addEventListener("pagehide", function () { src.close(); });
 })();
 
-// The campaign monitor: counters from the live snapshot, and the funnel over time —
-// queued → sent → delivered → read, and failures — drawn on the canvas.
+// The campaign monitor: counters from the live snapshot, and the funnel over time — messages
+// queued so far → sent → delivered → read, and failures — drawn on the canvas against time.
+// The campaign's history comes from the API's timeline (its whole life, in buckets); the live
+// snapshots extend it second by second while the page is open.
 (function campaignMonitor() {
   var box = document.querySelector("[data-counters]");
   if (!box) return;
-  // The history lives in sessionStorage per campaign, so it survives the reload a status
-  // change causes and a return to the page in the same tab.
-  var canvas = document.getElementById("chart"), key = "herald-funnel:" + window.location.pathname, history = [];
-  try { history = JSON.parse(window.sessionStorage.getItem(key) || "[]"); } catch (e) { history = []; }
+  var canvas = document.getElementById("chart"), history = [], MAX_POINTS = 2000;
+  var point = function (t, p) {
+    return { t: t, queued: p.queued || 0, sent: p.sent || 0, delivered: p.delivered || 0, read: p.read || 0, failed: p.failed || 0 };
+  };
   var set = function (k, v) {
     document.querySelectorAll('[data-k="' + k + '"]').forEach(function (el) {
       var s = String(v == null ? "" : v);
@@ -72,30 +74,41 @@ document.addEventListener("submit", function (ev) {
   };
   var draw = function () {
     if (!canvas || !canvas.getContext || history.length < 1) return;
-    // One snapshot so far: draw it as a level line until the next one arrives.
-    var pts = history.length === 1 ? [history[0], history[0]] : history;
+    // One point so far: draw it as a level line until the next one arrives.
+    var pts = history.length === 1 ? [history[0], point(history[0].t + 1, history[0])] : history;
     var ctx = canvas.getContext("2d"), w = canvas.width, h = canvas.height, max = 1;
-    pts.forEach(function (p) { max = Math.max(max, p.total, p.queued, p.sent); });
+    var t0 = pts[0].t, span = Math.max(1, pts[pts.length - 1].t - t0);
+    pts.forEach(function (p) { max = Math.max(max, p.queued, p.sent); });
     ctx.clearRect(0, 0, w, h);
     [["queued", "#8a8a8a"], ["sent", "#4a6fa5"], ["delivered", "#2e8b57"], ["read", "#7b4fa0"], ["failed", "#c0392b"]].forEach(function (s) {
       ctx.strokeStyle = s[1]; ctx.lineWidth = 2; ctx.beginPath();
       pts.forEach(function (p, i) {
-        var x = (i / (pts.length - 1)) * (w - 4) + 2, y = h - 2 - ((p[s[0]] || 0) / max) * (h - 4);
+        var x = ((p.t - t0) / span) * (w - 4) + 2, y = h - 2 - (p[s[0]] / max) * (h - 4);
         if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
       });
       ctx.stroke();
     });
   };
-  draw();
+  fetch(window.location.pathname.replace(/\/$/, "") + "/timeline.json", { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .then(function (tl) {
+      if (!tl || !tl.points || tl.points.length === 0) return;
+      var live = history;
+      history = [point(Date.parse(tl.from), {})].concat(tl.points.map(function (p) { return point(Date.parse(p.at), p); }));
+      var last = history[history.length - 1].t;
+      live.forEach(function (p) { if (p.t > last) history.push(p); });
+      draw();
+    })
+    .catch(function () { /* the live snapshots still draw from now on */ });
   document.addEventListener("herald:live", function (ev) {
     var s = ev.detail;
     ["status", "total", "queued", "sent", "delivered", "read", "failed", "skipped", "deferred", "delivery_rate", "read_rate", "remaining", "eta", "opt_outs", "at"]
       .forEach(function (k) { set(k, s[k]); });
     // A new campaign status changes the actions on offer: show the page again.
     if (box.dataset.status && s.status && s.status !== box.dataset.status) { window.location.reload(); return; }
-    history.push({ total: s.total, queued: s.queued, sent: s.sent, delivered: s.delivered, read: s.read, failed: s.failed });
-    if (history.length > 600) history.shift();
-    try { window.sessionStorage.setItem(key, JSON.stringify(history)); } catch (e) { /* a full or disabled storage: the chart just starts afresh */ }
+    // The chart's queued line is every message queued so far (the snapshot's total).
+    history.push(point(Date.now(), { queued: s.total, sent: s.sent, delivered: s.delivered, read: s.read, failed: s.failed }));
+    if (history.length > MAX_POINTS) history.splice(1, 1);
     draw();
   });
 })();
