@@ -34,13 +34,12 @@ type ReceiveInboundHandler struct {
 	replies  Replies
 	reads    *userReads
 	cache    *userCache
-	locks    *keyLocks
 }
 
 // NewReceiveInboundHandler wires the handler.
 func NewReceiveInboundHandler(s *store.Store, registry *events.Registry, replies Replies) *ReceiveInboundHandler {
 	return &ReceiveInboundHandler{store: s, registry: registry, replies: replies.withDefaults(),
-		reads: newUserReads(s.Pool()), cache: newUserCache(maxCachedUsers), locks: newKeyLocks()}
+		reads: newUserReads(s.Pool()), cache: newUserCache(maxCachedUsers)}
 }
 
 // maxConflictRetries bounds how often a command decides again after a concurrent write.
@@ -71,18 +70,11 @@ const (
 // recorded is a duplicate: nothing is appended and the same reply is given. The user's state
 // comes from the batched read, or from the cache when the user was written to recently and the
 // keyword changes their state (userCache); a stale entry fails the append, which reads again.
-// Messages from one sender are handled one at a time in this process (keyLocks).
 func (h *ReceiveInboundHandler) Handle(ctx context.Context, cmd ReceiveInbound) (InboundResult, error) {
 	msg := cmd.Message
 	kw := Keyword{Command: msg.Command, Word: msg.Keyword, Topic: msg.Topic}
 	inboundID := InboundEventID(msg.MessageSID)
 	stream := events.UserStream(msg.Phone)
-	// One sender's webhooks in flight together take turns here rather than conflict below.
-	unlock, err := h.locks.lock(ctx, msg.Phone)
-	if err != nil {
-		return InboundResult{}, fmt.Errorf("record inbound %s: %w", msg.MessageSID, err)
-	}
-	defer unlock()
 	if res, done, err := h.appendToKnownUser(ctx, cmd, kw, inboundID); done || err != nil {
 		return res, err
 	}
