@@ -368,9 +368,11 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 
 // sqlStoredAndHeads returns the ids of $1 that are stored (stream NULL) and the head of each
 // stream of $2 that has events (event_id NULL), with one index probe per id and per stream: the
-// "= ANY($1)" form can be planned as a scan of the whole log once it is large.
+// "= ANY($1)" form can be planned as a scan of the whole log once it is large, and the plain
+// lateral join was, while the log was young (a hash join over a sequential scan of the log for a
+// group's ids); OFFSET 0 keeps the lateral a probe per id.
 const sqlStoredAndHeads = `SELECT e.event_id, NULL::text, 0 FROM unnest($1::uuid[]) AS i(id)
-CROSS JOIN LATERAL (SELECT event_id FROM events WHERE event_id = i.id) e
+CROSS JOIN LATERAL (SELECT event_id FROM events WHERE event_id = i.id OFFSET 0) e
 UNION ALL
 SELECT NULL::uuid, s.id, h.v FROM unnest($2::text[]) AS s(id)
 CROSS JOIN LATERAL (SELECT stream_version AS v FROM events WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) h`
