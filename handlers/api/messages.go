@@ -78,8 +78,8 @@ func (a *API) readMessage(ctx context.Context, id string) (Message, error) {
 
 // Values the message filters accept.
 var (
-	messageStates   = []string{projections.MessageQueued, projections.MessageDeferred, projections.MessageAttempted, projections.MessageAccepted, projections.MessageUnknown, projections.MessageRetrying, projections.MessageSkipped, projections.MessageFailed, projections.MessageCancelled}
-	providerStatues = []string{statusNone, events.StatusAccepted, events.StatusScheduled, events.StatusQueued, events.StatusSending, events.StatusSent, events.StatusDelivered, events.StatusRead, events.StatusFailed, events.StatusUndelivered, events.StatusCanceled}
+	messageStates    = []string{projections.MessageQueued, projections.MessageDeferred, projections.MessageAttempted, projections.MessageAccepted, projections.MessageUnknown, projections.MessageRetrying, projections.MessageSkipped, projections.MessageFailed, projections.MessageCancelled}
+	providerStatuses = []string{statusNone, events.StatusAccepted, events.StatusScheduled, events.StatusQueued, events.StatusSending, events.StatusSent, events.StatusDelivered, events.StatusRead, events.StatusFailed, events.StatusUndelivered, events.StatusCanceled}
 )
 
 // messageFilter is a campaign's message list query: its conditions and their arguments.
@@ -104,18 +104,12 @@ func (a *API) listFilter(r *http.Request, campaignID string) (messageFilter, err
 		switch key {
 		case "limit", "cursor", "format":
 		case "state":
-			list := strings.Split(v, ",")
-			for _, s := range list {
-				if !slices.Contains(messageStates, s) {
-					errs.add(key, "%q is not a state (%s)", s, strings.Join(messageStates, ", "))
-				}
-			}
-			f.where = append(f.where, "m.state = ANY("+f.arg(list)+")")
+			f.states(key, v, &errs)
 		case "status":
 			list := strings.Split(v, ",")
 			for _, s := range list {
-				if !slices.Contains(providerStatues, s) {
-					errs.add(key, "%q is not a provider status (%s)", s, strings.Join(providerStatues, ", "))
+				if !slices.Contains(providerStatuses, s) {
+					errs.add(key, "%q is not a provider status (%s)", s, strings.Join(providerStatuses, ", "))
 				}
 			}
 			f.where = append(f.where, "coalesce(p.status, 'none') = ANY("+f.arg(list)+")")
@@ -271,13 +265,7 @@ func (a *API) userMessages(w http.ResponseWriter, r *http.Request) error {
 		switch key {
 		case "limit", "cursor":
 		case "state":
-			list := strings.Split(v, ",")
-			for _, s := range list {
-				if !slices.Contains(messageStates, s) {
-					errs.add(key, "%q is not a state (%s)", s, strings.Join(messageStates, ", "))
-				}
-			}
-			f.where = append(f.where, "m.state = ANY("+f.arg(list)+")")
+			f.states(key, v, &errs)
 		case "campaign_id":
 			f.where = append(f.where, "m.campaign_id = "+f.arg(v))
 		default:
@@ -313,4 +301,15 @@ func (a *API) userMessages(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, page)
 	return nil
+}
+
+// states adds a filter on the saga states of a comma-separated list, each checked.
+func (f *messageFilter) states(key, v string, errs *fieldErrors) {
+	list := strings.Split(v, ",")
+	for _, s := range list {
+		if !slices.Contains(messageStates, s) {
+			errs.add(key, "%q is not a state (%s)", s, strings.Join(messageStates, ", "))
+		}
+	}
+	f.where = append(f.where, "m.state = ANY("+f.arg(list)+")")
 }

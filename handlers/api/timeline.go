@@ -105,10 +105,6 @@ func (a *API) campaignTimeline(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// providerStatuses is every status Twilio reports, for the ranks the funnel's stages start at.
-var providerStatuses = []string{events.StatusAccepted, events.StatusScheduled, events.StatusQueued, events.StatusSending,
-	events.StatusSent, events.StatusFailed, events.StatusUndelivered, events.StatusCanceled, events.StatusDelivered, events.StatusRead}
-
 // stageSecond is how many messages entered a stage during one second (Unix time).
 type stageSecond struct {
 	stage  string
