@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -114,9 +113,6 @@ func (s *Store) collect(queue chan *appendRequest, first *appendRequest) []*appe
 	return group
 }
 
-// slowPathGroups counts the groups that went down the savepoint path (read by tests).
-var slowPathGroups atomic.Int64
-
 // errMixedOutcome sends a group down the slow path: some request in it did not go in cleanly.
 var errMixedOutcome = errors.New("group had a conflict")
 
@@ -142,7 +138,7 @@ func (s *Store) commitGroup(group []*appendRequest) {
 	}
 	var deferred []int
 	if errors.Is(err, errMixedOutcome) || isUniqueOnly(err) || isDataException(err) {
-		slowPathGroups.Add(1)
+		s.slowPathGroups.Add(1)
 		// Requests in stream order (see sqlInsert); a stream's requests keep their queue order.
 		order := make([]int, len(group))
 		for i := range order {

@@ -209,21 +209,21 @@ func TestGroupDuplicateWithinGroup(t *testing.T) {
 // TestGroupRepeatsStayOnTheFastPath: concurrent deliveries of one webhook often land in the same
 // group. The repeats are answered after the group commits, as duplicates of the first delivery
 // (with its positions) or as its reused-id refusal, and the group is not redone behind
-// savepoints. A repeat of a request that was refused is written on its own. Not parallel: it
-// counts the slow-path groups of the package.
+// savepoints. A repeat of a request that was refused is written on its own.
 func TestGroupRepeatsStayOnTheFastPath(t *testing.T) {
+	t.Parallel()
 	s, db := newGroupStore(t)
 	ctx := context.Background()
 	r := groupRec("rp", `{"n":1}`)
 	changed := r
 	changed.Data = json.RawMessage(`{"n":2}`)
-	before := slowPathGroups.Load()
+	before := s.slowPathGroups.Load()
 	reqs := []*appendRequest{
 		request("rp", AnyVersion, r), request("rq", AnyVersion, groupRec("rq", `{"n":1}`)),
 		request("rp", AnyVersion, r), request("rp", 0, r), request("rp", AnyVersion, changed),
 	}
 	s.commitGroup(reqs)
-	assert.Equal(t, before, slowPathGroups.Load(), "no savepoint path")
+	assert.Equal(t, before, s.slowPathGroups.Load(), "no savepoint path")
 	first := <-reqs[0].reply
 	require.NoError(t, first.err)
 	assert.False(t, first.res.Duplicate)
@@ -277,10 +277,10 @@ func TestGroupAppendExisting(t *testing.T) {
 			require.NoError(t, err)
 			reqs = append(reqs, request("slow-z", 0, groupRec("slow-z", `{"n":1}`)))
 		}
-		before := slowPathGroups.Load()
+		before := s.slowPathGroups.Load()
 		s.commitGroup(reqs)
 		if !slow {
-			assert.Equal(t, before, slowPathGroups.Load(), "fast path")
+			assert.Equal(t, before, s.slowPathGroups.Load(), "fast path")
 		}
 		err := (<-reqs[0].reply).err
 		assert.ErrorIs(t, err, ErrStreamEmpty, p)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -68,6 +69,9 @@ type Store struct {
 	closed   bool
 	// bell coalesces "events were committed" notifications: one pending at most.
 	bell chan struct{}
+	// slowPathGroups counts this store's groups that went down the savepoint path (read by
+	// tests; per store, so parallel tests do not count each other's).
+	slowPathGroups atomic.Int64
 }
 
 // New starts a store with cfg.Committers group-commit workers. Close stops them.
