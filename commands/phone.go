@@ -51,8 +51,16 @@ func NormalizePhone(raw, defaultRegion string) (string, error) {
 	if !phonenumbers.IsValidNumber(parsed) {
 		return "", &PhoneError{Input: raw, Reason: "is not a valid number for its country"}
 	}
-	return phonenumbers.Format(parsed, phonenumbers.E164), nil
+	e164 := phonenumbers.Format(parsed, phonenumbers.E164)
+	if beyondE164(e164) {
+		return "", &PhoneError{Input: raw, Reason: "is longer than the 15 digits E.164 allows"}
+	}
+	return e164, nil
 }
+
+// beyondE164 reports a number libphonenumber calls valid that has more digits than E.164's 15
+// (some Japanese 0066… service numbers): WhatsApp addresses are E.164, so Herald refuses them.
+func beyondE164(e164 string) bool { return len(e164) > 1+15 }
 
 func keepDigitsAndPlus(r rune) rune {
 	if (r >= '0' && r <= '9') || r == '+' {
@@ -179,6 +187,9 @@ func invalidPhone(parsed *phonenumbers.PhoneNumber) PhoneCheck {
 
 // finishPhone adds a valid number's region, time zones and warning.
 func finishPhone(out PhoneCheck, region string, typ phonenumbers.PhoneNumberType) PhoneCheck {
+	if beyondE164(out.E164) {
+		return PhoneCheck{Reason: PhoneTooLong, Detail: "longer than the 15 digits E.164 allows"}
+	}
 	if len(region) == 2 && region != phonenumbers.UNKNOWN_REGION {
 		out.Region = region
 	}

@@ -28,6 +28,8 @@ func TestNormalizePhone(t *testing.T) {
 		{in: "+1 555", reason: "not a valid number"},
 		{in: "hello", region: "PE", reason: "not a phone number"},
 		{in: "+51 987 654 321 999 999 999 999 999 999 999 999 999 999 999 999 999 999 999", reason: "too long"},
+		// Valid to libphonenumber, 16 digits: not E.164 (found by FuzzPhone).
+		{in: "+81 0066 0000 0000 20", reason: "15 digits E.164 allows"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -63,6 +65,7 @@ func TestClassifyPhone(t *testing.T) {
 		{in: "+51 98", reason: PhoneTooShort},
 		{in: "12", region: "PE", reason: PhoneTooShort},
 		{in: "+51 987 654 327 999 999 999", reason: PhoneTooLong},
+		{in: "+81 0066 0000 0000 20", reason: PhoneTooLong},
 		{in: "+1 555 555 5555", reason: PhoneInvalidForRegion},
 		{in: "+51 1+2", reason: PhoneUnparseable},
 	}
