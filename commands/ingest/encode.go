@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
 	"herald/events"
+	"herald/internal/jsonstr"
 )
 
 // encodeEvent is json.Marshal(e), byte for byte, written by hand for the event an import
@@ -53,7 +53,7 @@ func appendUserCreated(dst []byte, c events.UserCreated) ([]byte, bool) {
 		dst = make([]byte, 0, size)
 	}
 	dst = append(dst, `{"phone":`...)
-	dst = appendJSONString(dst, c.Phone)
+	dst = jsonstr.Append(dst, c.Phone, true)
 	dst = append(dst, `,"attributes":`...)
 	if c.Attributes == nil {
 		dst = append(dst, "null"...)
@@ -63,79 +63,23 @@ func appendUserCreated(dst []byte, c events.UserCreated) ([]byte, bool) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendJSONString(dst, kv[0])
+			dst = jsonstr.Append(dst, kv[0], true)
 			dst = append(dst, ':')
-			dst = appendJSONString(dst, kv[1])
+			dst = jsonstr.Append(dst, kv[1], true)
 		}
 		dst = append(dst, '}')
 	}
 	if c.Locale != "" {
 		dst = append(dst, `,"locale":`...)
-		dst = appendJSONString(dst, c.Locale)
+		dst = jsonstr.Append(dst, c.Locale, true)
 	}
 	if c.Timezone != "" {
 		dst = append(dst, `,"timezone":`...)
-		dst = appendJSONString(dst, c.Timezone)
+		dst = jsonstr.Append(dst, c.Timezone, true)
 	}
 	dst = append(dst, `,"consent":`...)
-	dst = appendJSONString(dst, c.Consent)
+	dst = jsonstr.Append(dst, c.Consent, true)
 	dst = append(dst, `,"source":`...)
-	dst = appendJSONString(dst, c.Source)
+	dst = jsonstr.Append(dst, c.Source, true)
 	return append(dst, '}'), true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString is encoding/json's string encoding with HTML escaping (its default): ", \
-// and control characters escaped, < > & as \u003c…, invalid UTF-8 as \ufffd, U+2028 and
-// U+2029 escaped.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

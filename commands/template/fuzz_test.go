@@ -1,8 +1,6 @@
 package template
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -128,18 +126,4 @@ func clashingPaths(b *Body) bool {
 		}
 	}
 	return false
-}
-
-// FuzzContentJSON checks the hand-written ContentVariables encoder against encoding/json.
-func FuzzContentJSON(f *testing.F) {
-	for _, s := range []string{"", "Ana", `Jo"ão \ <b>&`, "a\nb\tc\r\b\f\x00\x1f\x7f", "\u2028\u2029", "\xff\xfe", "\ufffd", "🎉"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var want bytes.Buffer
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		require.NoError(t, enc.Encode(s))
-		require.Equal(t, strings.TrimSuffix(want.String(), "\n"), string(appendJSONString(nil, s)))
-	})
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"herald/internal/jsonstr"
 )
 
 // ChannelWhatsApp is the only channel templates have today.
@@ -375,62 +377,10 @@ func contentJSON(vars []contentVar, values map[string]string) string {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = appendJSONString(buf, cv.key)
+		buf = jsonstr.Append(buf, cv.key, false)
 		buf = append(buf, ':')
-		buf = appendJSONString(buf, values[cv.key])
+		buf = jsonstr.Append(buf, values[cv.key], false)
 	}
 	buf = append(buf, '}')
 	return string(buf)
-}
-
-// appendJSONString appends s as a JSON string, escaping as encoding/json does with HTML
-// escaping off (invalid UTF-8 becomes U+FFFD).
-func appendJSONString(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	buf = append(buf, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-				buf = append(buf, s[start:i]...)
-				switch r {
-				case utf8.RuneError:
-					buf = append(buf, `\ufffd`...)
-				default:
-					buf = append(buf, `\u202`...)
-					buf = append(buf, hex[r&0xf])
-				}
-				start = i + size
-			}
-			i += size
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		buf = append(buf, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			buf = append(buf, '\\', c)
-		case '\n':
-			buf = append(buf, '\\', 'n')
-		case '\r':
-			buf = append(buf, '\\', 'r')
-		case '\t':
-			buf = append(buf, '\\', 't')
-		case '\b':
-			buf = append(buf, '\\', 'b')
-		case '\f':
-			buf = append(buf, '\\', 'f')
-		default:
-			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
-		i++
-		start = i
-	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
 }
