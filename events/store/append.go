@@ -235,6 +235,8 @@ WHERE stream_id = $1 AND stream_version = $2 AND transaction_id > pg_current_xac
 // sqlInsert appends rows given as parallel arrays. A row with expected > 0 goes in only if the
 // stream's event at that version exists (so an expected version ahead of the stream is refused);
 // UNIQUE (stream_id, stream_version) refuses one behind it, with no read-then-write window.
+// OFFSET 0 keeps that check an index probe per row: without it the planner may hash the whole
+// log once per statement (a young log's statistics make that look cheap).
 //
 // Every writer (this, the slow path, AppendBulk) inserts in (stream_id in byte order, version)
 // order: two transactions that picked the same versions then wait for each other at the first
@@ -245,7 +247,7 @@ SELECT r.event_id, r.stream_id, r.stream_version, r.type, r.schema_version, r.da
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::smallint[], $6::text[], $7::text[], $8::int[])
      WITH ORDINALITY AS r(event_id, stream_id, stream_version, type, schema_version, data, metadata, expected, ord)
 WHERE r.expected <= 0
-   OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected)
+   OR EXISTS (SELECT 1 FROM events e WHERE e.stream_id = r.stream_id AND e.stream_version = r.expected OFFSET 0)
 ORDER BY r.stream_id COLLATE "C", r.ord
 RETURNING event_id, global_position, transaction_id`
 
@@ -323,7 +325,7 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 	// savepoint path. (An id belongs to one stream and a stream to one committer, so in this
 	// process none can be stored between this read and the insert; another process's write
 	// makes the insert conflict, and the savepoint path sorts it out.) The same read returns the
-	// heads of the streams appended at AnyVersion: one round trip for both.
+	// heads of the group's streams: one round trip for both.
 	pending, repeats, head, err := s.answerStored(ctx, tx, group, replies)
 	if err != nil {
 		return nil, err
@@ -333,8 +335,15 @@ func (s *Store) insertGroup(ctx context.Context, tx pgx.Tx, group []*appendReque
 	for _, i := range pending {
 		req := group[i]
 		base := req.expected
-		if req.atHead() {
+		switch {
+		case req.atHead():
 			base = head[req.streamID]
+		case base != head[req.streamID]:
+			// A stale expected version (two first messages from one new number, say) is
+			// refused here: in the insert it would fail the statement and send the whole group
+			// down the savepoint path. Its ids are not stored (answerStored): a conflict.
+			replies[i] = appendReply{err: &ConcurrencyError{StreamID: req.streamID, Expected: req.expected}}
+			continue
 		}
 		if req.expected == anyExisting && base == 0 {
 			replies[i] = appendReply{err: &streamEmptyError{streamID: req.streamID}}
@@ -375,7 +384,7 @@ CROSS JOIN LATERAL (SELECT stream_version AS v FROM events WHERE stream_id = s.i
 
 // answerStored fills the replies of requests whose event ids are all stored (duplicates, or
 // reused ids) and returns the indexes of the others (pending), the heads of the group's
-// AnyVersion streams, and the requests that repeat the ids of an earlier request of the group
+// streams, and the requests that repeat the ids of an earlier request of the group
 // (concurrent deliveries of one webhook): those are answered once the group has committed (see
 // answerRepeats), so they do not send the group down the savepoint path. A request only partly
 // stored, or only partly repeating an earlier one, is left to the savepoint path
@@ -383,7 +392,8 @@ CROSS JOIN LATERAL (SELECT stream_version AS v FROM events WHERE stream_id = s.i
 func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequest, replies []appendReply) (pending, repeats []int, head map[string]int, err error) {
 	ids := make([]uuid.UUID, 0, len(group))
 	seen := make(map[uuid.UUID]bool, len(group))
-	var anyStreams []string
+	var streams []string
+	inGroup := make(map[string]bool, len(group))
 	isRepeat := make([]bool, len(group))
 	for i, req := range group {
 		n := 0
@@ -404,16 +414,17 @@ func (s *Store) answerStored(ctx context.Context, tx pgx.Tx, group []*appendRequ
 			seen[r.EventID] = true
 			ids = append(ids, r.EventID)
 		}
-		if req.atHead() {
-			anyStreams = append(anyStreams, req.streamID)
+		if !inGroup[req.streamID] {
+			inGroup[req.streamID] = true
+			streams = append(streams, req.streamID)
 		}
 	}
-	rows, err := tx.Query(ctx, sqlStoredAndHeads, ids, anyStreams)
+	rows, err := tx.Query(ctx, sqlStoredAndHeads, ids, streams)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("look up stored ids and heads: %w", err)
 	}
 	var stored map[uuid.UUID]bool
-	head = make(map[string]int, len(anyStreams))
+	head = make(map[string]int, len(streams))
 	for rows.Next() {
 		var (
 			id     *uuid.UUID
