@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"herald/events"
@@ -24,6 +25,8 @@ type cursor interface {
 	save(ctx context.Context, tx pgx.Tx, cp store.Checkpoint) error
 	skip(ctx context.Context, from, to store.Checkpoint) (bool, error)
 	committed(cp store.Checkpoint)
+	// parked is told of each event parked through this cursor, once its park has committed.
+	parked(eventID uuid.UUID)
 	reader() store.Querier
 }
 
@@ -443,6 +446,7 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (projection, event_id) DO UPDATE SET
 		return fmt.Errorf("park event %s: %w", env.EventID, err)
 	}
 	cur.committed(next)
+	cur.parked(env.EventID)
 	return nil
 }
 
@@ -503,5 +507,7 @@ func (c liveCursor) skip(ctx context.Context, from, to store.Checkpoint) (bool, 
 }
 
 func (liveCursor) committed(store.Checkpoint) {}
+
+func (liveCursor) parked(uuid.UUID) {}
 
 func (c liveCursor) reader() store.Querier { return c.pool }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,7 +40,9 @@ type RebuildResult struct {
 // Rebuild replays the whole log (never Redis) into fresh copies of p's tables, then swaps them
 // in atomically: the swap transaction locks the projection's checkpoint (so the live runner
 // waits), applies whatever was appended meanwhile, replaces the live tables and sets the
-// checkpoint. Readers see the old tables until the commit and the new ones after it.
+// checkpoint. Readers see the old tables until the commit and the new ones after it. The
+// projection's parked events become those the replay parked: the rows of events it applied
+// (fixed since they were parked) go in the same transaction.
 //
 // The copies carry only their primary key and unique constraints and indexes while the log is
 // replayed (ON CONFLICT needs them, and a uniqueness violation must park the same event as on
@@ -463,6 +466,12 @@ func swap(ctx context.Context, pool *pgxpool.Pool, a *applier, cur *rebuildCurso
 			checkpointName(p.Name()), cp.TxID, cp.Position); err != nil {
 			return fmt.Errorf("set checkpoint: %w", err)
 		}
+		// The replay applied every event up to the checkpoint: what is parked for the
+		// projection now is what this rebuild parked, and the rows it superseded go.
+		if _, err := tx.Exec(ctx, `DELETE FROM parked_events WHERE projection = $1 AND event_id <> ALL($2::uuid[])`,
+			p.Name(), append([]uuid.UUID{}, cur.parkedIDs...)); err != nil {
+			return fmt.Errorf("clear superseded parked events: %w", err)
+		}
 		return nil
 	})
 	return applied, err
@@ -476,6 +485,9 @@ type rebuildCursor struct {
 	searchPath string
 	cp         store.Checkpoint
 	pending    store.Checkpoint
+	// parkedIDs are the events this rebuild parked: at the swap, the only parked rows of the
+	// projection left standing.
+	parkedIDs []uuid.UUID
 }
 
 func (c *rebuildCursor) begin(ctx context.Context) (pgx.Tx, store.Checkpoint, error) {
@@ -500,5 +512,7 @@ func (c *rebuildCursor) skip(_ context.Context, from, _ store.Checkpoint) (bool,
 }
 
 func (c *rebuildCursor) committed(cp store.Checkpoint) { c.cp = cp }
+
+func (c *rebuildCursor) parked(eventID uuid.UUID) { c.parkedIDs = append(c.parkedIDs, eventID) }
 
 func (c *rebuildCursor) reader() store.Querier { return c.pool }

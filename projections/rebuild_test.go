@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -118,4 +119,50 @@ func mixedWorkloadFrom(t *testing.T, h *harness, from, n int) {
 		)
 		require.NoError(t, err)
 	}
+}
+
+// TestRebuildClearsTheParkedEventsItApplied: after a fix, a rebuild replays the events the
+// projection had parked. Those it now applies are no longer parked once it swaps; those it
+// parks again stay, and other projections' parked events are not touched.
+func TestRebuildClearsTheParkedEventsItApplied(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	c := newCounter(t, h.db.Pool, "fixme")
+	h.appendUsers(0, 8, 0)
+	r, err := h.db.Pool.Query(ctx, `SELECT event_id FROM events ORDER BY global_position`)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(r, pgx.RowTo[uuid.UUID])
+	require.NoError(t, err)
+	require.Len(t, ids, 8)
+	fixed, stillBad := ids[2], ids[5]
+	c.failOn = map[uuid.UUID]bool{fixed: true, stillBad: true}
+	c.poison = true
+	require.NoError(t, h.runner(c).CatchUp(ctx, ""))
+	other := uuid.New()
+	_, err = h.db.Pool.Exec(ctx, `INSERT INTO parked_events (projection, event_id, global_position, type, reason, attempts)
+VALUES ('another', $1, 1, 'user.created', 'its own trouble', 3)`, other)
+	require.NoError(t, err)
+	parked := func() map[string][]uuid.UUID {
+		rows, err := h.db.Pool.Query(ctx, `SELECT projection, event_id FROM parked_events ORDER BY global_position`)
+		require.NoError(t, err)
+		out := map[string][]uuid.UUID{}
+		for rows.Next() {
+			var name string
+			var id uuid.UUID
+			require.NoError(t, rows.Scan(&name, &id))
+			out[name] = append(out[name], id)
+		}
+		require.NoError(t, rows.Err())
+		return out
+	}
+	require.Equal(t, map[string][]uuid.UUID{"fixme": {fixed, stillBad}, "another": {other}}, parked())
+
+	delete(c.failOn, fixed) // the release with the fix
+	_, err = Rebuild(ctx, h.db.Pool, events.DefaultRegistry(), c, RebuildConfig{BatchSize: 3}, quietLog())
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]uuid.UUID{"fixme": {stillBad}, "another": {other}}, parked())
+	distinct, doubled := counts(t, h.db.Pool, c)
+	assert.Equal(t, 7, distinct, "the fixed event is applied")
+	assert.Zero(t, doubled)
 }
