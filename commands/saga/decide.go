@@ -58,7 +58,9 @@ func decide(m *message, c *campaign, tpl *template.Compiled, r recipient, from s
 		return decision{event: events.MessageCancelled{Reason: "campaign cancelled"}}
 	case !r.state.Exists || !r.found:
 		return decision{event: events.MessageSkipped{Reason: events.ReasonUserDeleted, Detail: "no user " + q.Phone}}
-	case q.Kind != events.MessageKindReply && r.state.Consent != events.ConsentOptIn:
+	case r.state.Consent != events.ConsentOptIn:
+		// Replies too: the API refuses one to an opted-out user (commands.DecideReply), and a
+		// STOP that arrives after the reply was queued wins here.
 		return decision{event: events.MessageSkipped{Reason: events.ReasonConsent, Detail: "consent is " + r.state.Consent}}
 	case q.Topic != "" && !r.state.Topics[q.Topic]:
 		return decision{event: events.MessageSkipped{Reason: events.ReasonNotSubscribed, Detail: "not subscribed to " + q.Topic}}

@@ -90,10 +90,14 @@ func TestDecide(t *testing.T) {
 			}},
 		{name: "outside quiet hours", change: func(in *input) { in.c.quiet = &night }, want: "send"},
 		{name: "frequency cap", change: func(in *input) { in.cap = "3 messages in 24h" }, want: events.TypeMessageDeferred, reason: events.ReasonFrequencyCap},
-		{name: "a reply ignores consent, quiet hours and the cap", change: func(in *input) {
+		{name: "a reply ignores quiet hours and the cap", change: func(in *input) {
 			in.kind, in.c, in.tpl, in.body = events.MessageKindReply, nil, nil, "Gracias!"
-			in.r.state.Consent, in.cap = events.ConsentOptOut, "capped"
+			in.cap = "capped"
 		}, want: "send", check: func(t *testing.T, d decision) { assert.Equal(t, "Gracias!", d.send.attempt.Body) }},
+		{name: "a reply to a user who sent STOP after it was queued", change: func(in *input) {
+			in.kind, in.c, in.tpl, in.body = events.MessageKindReply, nil, nil, "Gracias!"
+			in.r.state.Consent = events.ConsentOptOut
+		}, want: events.TypeMessageSkipped, reason: events.ReasonConsent},
 		{name: "a reply outside the window", change: func(in *input) {
 			in.kind, in.c, in.tpl, in.body, in.r.lastInboundAt = events.MessageKindReply, nil, nil, "Gracias!", &old
 		}, want: events.TypeMessageSkipped, reason: events.ReasonOutsideWindow},
