@@ -19,9 +19,10 @@ require (
 	github.com/stretchr/testify v1.12.1
 	github.com/twilio/twilio-go v1.31.0
 	golang.org/x/net v0.62.0
-	golang.org/x/sync v0.25.0
 	golang.org/x/text v0.44.0
 )
+
+require golang.org/x/sync v0.25.0 // indirect
 
 require (
 	github.com/Rican7/retry v0.3.1 // indirect

@@ -54,6 +54,7 @@ func (MessageQueued) SchemaVersion() int { return 1 }
 const (
 	ReasonQuietHours        = "quiet_hours"
 	ReasonFrequencyCap      = "frequency_cap"
+	ReasonRateLimit         = "rate_limit"
 	ReasonConsent           = "consent_opt_out"
 	ReasonNotSubscribed     = "not_subscribed"
 	ReasonUserDeleted       = "user_deleted"

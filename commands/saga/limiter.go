@@ -18,6 +18,9 @@ import (
 // sends share a slot, so no window holds more than the rate. Each interval is stretched by
 // periodMargin: requests reach Twilio with some jitter, and the slack keeps every 1-second
 // window at the receiving end within the rate.
+//
+// A campaign's slot is reserved only if it is at most a horizon away (reserveCampaign): a
+// message whose slot would be further is left for later instead of holding a worker until then.
 type limiter struct {
 	mu          sync.Mutex
 	pausedUntil time.Time // the sender's pause as last read from Redis
@@ -26,13 +29,17 @@ type limiter struct {
 	rdb       *redis.Client
 	prefix    string
 	senderMPS int
-	// waited observes each wait for a slot, by limit (campaign_second, campaign_minute, sender).
+	// waited observes each wait for a slot, by limit (campaign, sender, sender_pause).
 	waited func(limit string, d time.Duration)
 }
 
 // periodMargin stretches each interval (4%: sends go at ≥ 96% of the limit, and 40 ms of
 // jitter between a slot and Twilio receiving the request cannot put R+1 requests in a second).
 const periodMargin = 1.04
+
+// slotLead is the least time between reserving a campaign slot and the slot: the attempt is
+// recorded in between, and a send that followed its slot by that long would crowd the next one.
+const slotLead = 50 * time.Millisecond
 
 // reserveScript reserves the next slot of a schedule: KEYS[1] holds the time (µs) from which
 // the next slot is free; ARGV[1] is the interval in µs. It returns how long to wait (µs).
@@ -46,22 +53,84 @@ redis.call('SET', KEYS[1], slot + interval, 'PX', math.ceil((slot + interval - n
 return slot - now
 `)
 
+// reserveWithinScript reserves one slot on every schedule of KEYS at once — the first time, at
+// least ARGV[n+1] µs from now, at which each is free — provided it is at most ARGV[n+2] µs away;
+// ARGV[i] is the interval of KEYS[i] in µs. It returns {1, wait} when it reserved, {0, wait}
+// (nothing reserved) when the slot is too far.
+var reserveWithinScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = #KEYS
+local slot = now + tonumber(ARGV[n + 1])
+for i = 1, n do
+  slot = math.max(slot, tonumber(redis.call('GET', KEYS[i]) or '0'))
+end
+if slot - now > tonumber(ARGV[n + 2]) then
+  return {0, slot - now}
+end
+for i = 1, n do
+  local free = slot + tonumber(ARGV[i])
+  redis.call('SET', KEYS[i], free, 'PX', math.ceil((free - now) / 1000) + 1000)
+end
+return {1, slot - now}
+`)
+
 func newLimiter(rdb *redis.Client, prefix string, senderMPS int) *limiter {
 	return &limiter{rdb: rdb, prefix: prefix, senderMPS: senderMPS}
 }
 
-// wait blocks until the campaign's limits and the sender's allow one more message.
-func (l *limiter) wait(ctx context.Context, from, campaignID string, rate events.RateLimit) error {
-	if campaignID != "" && rate.PerSecond > 0 {
-		if err := l.take(ctx, "campaign_second", "campaign:"+campaignID+":s", time.Second/time.Duration(rate.PerSecond)); err != nil {
-			return err
-		}
+// pace is the interval between two sends of a campaign under its limits (the slower one's,
+// stretched by periodMargin); 0 without limits.
+func pace(rate events.RateLimit) time.Duration {
+	var d time.Duration
+	if rate.PerSecond > 0 {
+		d = max(d, time.Second/time.Duration(rate.PerSecond))
 	}
-	if campaignID != "" && rate.PerMinute > 0 {
-		if err := l.take(ctx, "campaign_minute", "campaign:"+campaignID+":m", time.Minute/time.Duration(rate.PerMinute)); err != nil {
-			return err
-		}
+	if rate.PerMinute > 0 {
+		d = max(d, time.Minute/time.Duration(rate.PerMinute))
 	}
+	return stretched(d)
+}
+
+// reserveCampaign reserves the campaign's next slot under all its limits if that slot is at
+// most horizon away, and says how far it is: reserved false means nothing was reserved, and
+// the message should wait until the schedule has room (in about wait - horizon).
+func (l *limiter) reserveCampaign(ctx context.Context, campaignID string, rate events.RateLimit, horizon time.Duration) (wait time.Duration, reserved bool, err error) {
+	var keys []string
+	var args []any
+	if rate.PerSecond > 0 {
+		keys = append(keys, l.prefix+"rate:campaign:"+campaignID+":s")
+		args = append(args, stretched(time.Second/time.Duration(rate.PerSecond)).Microseconds())
+	}
+	if rate.PerMinute > 0 {
+		keys = append(keys, l.prefix+"rate:campaign:"+campaignID+":m")
+		args = append(args, stretched(time.Minute/time.Duration(rate.PerMinute)).Microseconds())
+	}
+	if len(keys) == 0 {
+		return 0, true, nil
+	}
+	args = append(args, slotLead.Microseconds(), horizon.Microseconds())
+	got, err := reserveWithinScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	if err == nil && len(got) != 2 {
+		err = fmt.Errorf("unexpected reply %v", got)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("rate limit campaign %s: %w", campaignID, err)
+	}
+	wait = time.Duration(got[1]) * time.Microsecond
+	if got[0] == 1 && l.waited != nil {
+		l.waited("campaign", wait)
+	}
+	return wait, got[0] == 1, nil
+}
+
+func stretched(interval time.Duration) time.Duration {
+	return time.Duration(float64(interval) * periodMargin)
+}
+
+// waitSender blocks until the sender's limit (and any pause after a 429) allows one more
+// message.
+func (l *limiter) waitSender(ctx context.Context, from string) error {
 	if err := l.pausedSender(ctx, from); err != nil {
 		return err
 	}
@@ -71,8 +140,22 @@ func (l *limiter) wait(ctx context.Context, from, campaignID string, rate events
 	return nil
 }
 
+// sleepUntil blocks until t (a reserved slot) or ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
 func (l *limiter) take(ctx context.Context, limit, key string, interval time.Duration) error {
-	interval = time.Duration(float64(interval) * periodMargin)
+	interval = stretched(interval)
 	wait, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "rate:" + key}, interval.Microseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("rate limit %s: %w", key, err)
@@ -80,15 +163,7 @@ func (l *limiter) take(ctx context.Context, limit, key string, interval time.Dur
 	if l.waited != nil {
 		l.waited(limit, time.Duration(max(wait, 0))*time.Microsecond)
 	}
-	if wait <= 0 {
-		return nil
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(time.Duration(wait) * time.Microsecond):
-		return nil
-	}
+	return sleepUntil(ctx, time.Now().Add(time.Duration(wait)*time.Microsecond))
 }
 
 // slowDown makes every process hold the sender's sends for d (Twilio's 429 / Retry-After).
@@ -120,15 +195,8 @@ func (l *limiter) pausedSender(ctx context.Context, from string) error {
 		l.pausedUntil, l.pauseRead = until, time.Now()
 		l.mu.Unlock()
 	}
-	if d := time.Until(until); d > 0 {
-		if l.waited != nil {
-			l.waited("sender_pause", d)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
+	if d := time.Until(until); d > 0 && l.waited != nil {
+		l.waited("sender_pause", d)
 	}
-	return nil
+	return sleepUntil(ctx, until)
 }

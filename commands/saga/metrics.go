@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			[]string{"outcome", "reason"}),
 		waits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "herald_saga_rate_limit_wait_seconds",
-			Help: "Time a send waited for its rate slot, by limit (campaign_second, campaign_minute, sender, sender_pause after a 429).",
+			Help: "Time a send waited for its rate slot, by limit (campaign: its per-second and per-minute limits at once; sender; sender_pause after a 429).",
 			// From no wait (a free slot) to a per-minute campaign limit's queue.
 			Buckets: []float64{0.001, 0.005, 0.0125, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}},
 			[]string{"limit"}),
@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range outcomes {
 		m.outcomes.WithLabelValues(o, "")
 	}
-	for _, l := range []string{"campaign_second", "campaign_minute", "sender", "sender_pause"} {
+	for _, l := range []string{"campaign", "sender", "sender_pause"} {
 		m.waits.WithLabelValues(l)
 	}
 	if reg == nil {

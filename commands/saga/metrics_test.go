@@ -80,5 +80,5 @@ func TestMetricsRegister(t *testing.T) {
 	for _, o := range outcomes {
 		assert.Contains(t, got, "herald_saga_outcomes_total outcome="+o+" reason=", "%s shows from the start", o)
 	}
-	assert.Contains(t, got, "herald_saga_rate_limit_wait_seconds limit=campaign_minute")
+	assert.Contains(t, got, "herald_saga_rate_limit_wait_seconds limit=campaign")
 }

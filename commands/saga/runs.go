@@ -150,9 +150,10 @@ func (s *Saga) Materialize(ctx context.Context, campaignID, runID string) (int, 
 	var (
 		topic, templateID, segmentID string
 		ruleJSON                     []byte
+		rate                         events.RateLimit
 	)
-	err := s.pool.QueryRow(ctx, `SELECT topic, template_id, segment_id, segment_rule FROM campaigns WHERE id = $1`, campaignID).
-		Scan(&topic, &templateID, &segmentID, &ruleJSON)
+	err := s.pool.QueryRow(ctx, `SELECT topic, template_id, segment_id, segment_rule, rate_limit FROM campaigns WHERE id = $1`, campaignID).
+		Scan(&topic, &templateID, &segmentID, &ruleJSON, &rate)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, s.recordMaterialized(ctx, campaignID, runID, 0) // deleted meanwhile: an empty run
 	}
@@ -179,27 +180,53 @@ func (s *Saga) Materialize(ctx context.Context, campaignID, runID string) (int, 
 	n, err := s.queue(ctx, where, args, func(phone string) events.MessageQueued {
 		return events.MessageQueued{Kind: events.MessageKindCampaign, CampaignID: campaignID, RunID: runID, Phone: phone,
 			Topic: topic, TemplateID: templateID}
-	}, runKey(campaignID, runID))
+	}, runKey(campaignID, runID), pace(rate))
 	if err != nil {
 		return 0, fmt.Errorf("materialize %s: %w", campaignID, err)
 	}
 	return n, s.recordMaterialized(ctx, campaignID, runID, n)
 }
 
+// dueAhead is how long before its place in a paced run a message falls due: the claim that
+// takes it is late by up to Poll and the work before the reservation (more on a loaded
+// machine), and a slot reserved late would push every later slot back (a rate schedule never
+// moves earlier). The message waits the difference for its slot instead (within slotHorizon).
+const dueAhead = time.Second
+
 // queue appends one message.queued per user subscribed to the topic ($1) and matching where,
-// in bulk chunks; message ids derive from run and phone.
-func (s *Saga) queue(ctx context.Context, where string, args []any, message func(phone string) events.MessageQueued, run string) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT u.phone FROM users u
+// in bulk chunks; message ids derive from run and phone. With a pace (a rate-limited campaign),
+// the opted-in recipients' messages fall due one pace apart (dueAhead early), as the rate limit
+// will send them: the limiter still holds the rate, but a claim then finds about as many of the
+// campaign's messages due as it can send, not its whole audience. The others (opted out now,
+// to be skipped) are due at once: they take no slot.
+func (s *Saga) queue(ctx context.Context, where string, args []any, message func(phone string) events.MessageQueued, run string,
+	pace time.Duration) (int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT u.phone, u.consent = 'OPT_IN' FROM users u
 WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic = $1 AND s.subscribed AND s.phone = u.phone)
   AND (`+where+`) ORDER BY u.phone`, args...)
 	if err != nil {
 		return 0, err
 	}
-	phones, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var (
+		phones []string
+		optIn  []bool
+	)
+	for rows.Next() {
+		var (
+			phone string
+			in    bool
+		)
+		if err := rows.Scan(&phone, &in); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		phones, optIn = append(phones, phone), append(optIn, in)
+	}
+	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	now := s.now().UTC()
+	paced := 0
 	for from := 0; from < len(phones); from += materializeChunk {
 		chunk := phones[from:min(from+materializeChunk, len(phones))]
 		recs := make([]events.Record, len(chunk))
@@ -207,6 +234,12 @@ WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic = $1 AND s.subscribed 
 			id := MessageID(run, p)
 			q := message(p)
 			q.MessageID, q.DueAt = id, now
+			if pace > 0 && optIn[from+i] {
+				if at := now.Add(time.Duration(paced)*pace - dueAhead); at.After(now) {
+					q.DueAt = at
+				}
+				paced++
+			}
 			recs[i], err = events.NewRecord(events.DeterministicID("message-queued", id), events.MessageStream(id), q, s.metadata())
 			if err != nil {
 				return 0, err

@@ -35,6 +35,10 @@ type Saga struct {
 	registry *events.Registry
 	twilio   Twilio
 	limits   *limiter
+	booked   *bookedCampaigns
+	// workers holds a token per message being worked on (Config.Workers); inflight counts them.
+	workers  chan struct{}
+	inflight sync.WaitGroup
 	metrics  *metrics
 	log      zerolog.Logger
 	now      func() time.Time
@@ -70,7 +74,7 @@ func New(cfg Config, s *store.Store, registry *events.Registry, rdb *redis.Clien
 	limits.waited = m.rateWait
 	return &Saga{
 		cfg: cfg, pool: s.Pool(), store: s, registry: registry, twilio: twilio,
-		limits: limits, metrics: m,
+		limits: limits, booked: newBookedCampaigns(), workers: make(chan struct{}, cfg.Workers), metrics: m,
 		log: log.With().Str("component", "saga").Logger(), now: time.Now,
 		templates: map[string]cachedTemplate{}, statuses: map[string]cachedStatus{},
 	}, nil
@@ -98,6 +102,7 @@ func (s *Saga) run(ctx context.Context, loops ...func(context.Context) error) er
 		go func() { defer wg.Done(); errc <- loop(ctx) }()
 	}
 	wg.Wait()
+	s.Wait() // the messages the send loop handed to workers, ending with ctx
 	close(errc)
 	for err := range errc {
 		if err != nil {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"golang.org/x/sync/errgroup"
 
 	"herald/commands"
 	"herald/commands/template"
@@ -17,12 +17,14 @@ import (
 	"herald/handlers/twilio/sender"
 )
 
-// sqlClaim leases due messages to this process: due now, not leased by a live lease, and not
-// of a paused campaign (pausing takes effect at the next claim, within Poll).
+// sqlClaim leases due messages to this process: due now, not leased by a live lease, not of a
+// paused campaign (pausing takes effect at the next claim, within Poll), and not of a campaign
+// whose rate schedule this process found booked ($5, bookedCampaigns).
 const sqlClaim = `WITH due AS (
     SELECT m.id FROM messages m
     LEFT JOIN campaigns c ON c.id = m.campaign_id AND m.campaign_id <> ''
     WHERE m.due_at <= $1 AND (c.status IS NULL OR c.status <> 'paused')
+      AND m.campaign_id <> ALL($5::text[])
       AND NOT EXISTS (SELECT 1 FROM send_leases l WHERE l.message_id = m.id AND l.lease_until > $1)
     ORDER BY m.due_at
     LIMIT $2
@@ -33,11 +35,15 @@ ON CONFLICT (message_id) DO UPDATE SET owner = excluded.owner, lease_until = exc
     WHERE send_leases.lease_until <= $1
 RETURNING message_id`
 
-// SendDue claims due messages, decides each, sends what is to be sent and records every
-// outcome. It reports whether it found a full claim (more may be due).
+// SendDue claims due messages and hands each, as a worker frees up, to be decided, sent and
+// recorded. It returns once every message of the claim is with a worker, not once they are
+// done: a message waiting up to slotHorizon for its rate slot must not hold back the next claim
+// (that one's reservations would then start after this one's last slot, and every claim would
+// push the campaign's schedule back). Wait waits for the workers. It reports whether it found a
+// full claim (more may be due).
 func (s *Saga) SendDue(ctx context.Context) (bool, error) {
 	now := s.now()
-	rows, err := s.pool.Query(ctx, sqlClaim, now, s.cfg.Claim, s.cfg.Owner, s.cfg.Lease)
+	rows, err := s.pool.Query(ctx, sqlClaim, now, s.cfg.Claim, s.cfg.Owner, s.cfg.Lease, s.booked.list(time.Now()))
 	if err != nil {
 		return false, fmt.Errorf("claim due messages: %w", err)
 	}
@@ -48,27 +54,47 @@ func (s *Saga) SendDue(ctx context.Context) (bool, error) {
 	if len(ids) == 0 {
 		return false, nil
 	}
-	defer func() {
-		// Release the leases (the read model's due_at now says when each is due again).
-		_, _ = s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM send_leases WHERE message_id = ANY($1) AND owner = $2`, ids, s.cfg.Owner)
-	}()
+	// The claim's leases go when its last message is done (the read model's due_at then says
+	// when each is due again); until then a message done early stays out of other claims,
+	// which also covers the read model's lag behind its newest event.
+	var left atomic.Int64
+	release := func() {
+		if left.Add(-1) == 0 {
+			_, _ = s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM send_leases WHERE message_id = ANY($1) AND owner = $2`, ids, s.cfg.Owner)
+		}
+	}
 	b, err := s.load(ctx, ids)
 	if err != nil {
+		left.Store(1)
+		release()
 		return false, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.cfg.Workers)
-	for _, m := range b.messages {
-		g.Go(func() error {
-			if err := s.process(gctx, b, m); err != nil {
+	left.Store(int64(len(b.messages)) + 1) // + SendDue's own hold, dropped below
+	defer release()
+	for i, m := range b.messages {
+		select {
+		case s.workers <- struct{}{}:
+		case <-ctx.Done():
+			left.Add(-int64(len(b.messages) - i))
+			return false, ctx.Err()
+		}
+		s.inflight.Add(1)
+		go func() {
+			defer func() {
+				<-s.workers
+				release()
+				s.inflight.Done()
+			}()
+			if err := s.process(ctx, b, m); err != nil {
 				s.log.Error().Err(err).Str("message_id", m.id.String()).Msg("message step failed; it is due again after its lease")
 			}
-			return nil
-		})
+		}()
 	}
-	_ = g.Wait()
 	return len(ids) == s.cfg.Claim, nil
 }
+
+// Wait blocks until every message SendDue handed to a worker is done.
+func (s *Saga) Wait() { s.inflight.Wait() }
 
 // batch is everything a claim's decisions read, loaded in a few round trips.
 type batch struct {
@@ -268,6 +294,29 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 			return err
 		}
 	}
+	// The campaign's rate slot is reserved before the attempt is recorded, and only if it is
+	// within slotHorizon: a message whose slot is further away is left due, untouched, and the
+	// campaign's messages are not claimed here until its schedule has room — a slow campaign
+	// must not hold the workers and claims that carry replies and alerts.
+	var slot time.Time
+	if c != nil && pace(c.rate) > 0 {
+		if s.booked.booked(c.id, time.Now()) {
+			return nil
+		}
+		wait, reserved, err := s.limits.reserveCampaign(ctx, c.id, c.rate, slotHorizon)
+		if err != nil {
+			// The limiter (Redis) failed: nothing was recorded or sent, so the message is
+			// simply due again soon.
+			_, derr := s.appendTo(ctx, m, events.MessageDeferred{Reason: events.ReasonRateLimit,
+				Detail: "rate limiter unavailable: " + err.Error(), Until: s.now().Add(limiterRetry)})
+			return errors.Join(err, derr)
+		}
+		if !reserved {
+			s.booked.book(c.id, time.Now().Add(wait-slotHorizon/2))
+			return nil
+		}
+		slot = time.Now().Add(wait)
+	}
 	plan := d.send.attempt
 	plan.At = s.now()
 	// The attempt is on record before Twilio hears of it: a crash from here on is reconciled.
@@ -275,18 +324,17 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		return err
 	}
 	m.attempts, m.last = plan.Attempt, &plan
-	// The rate slot is taken last, so nothing but the HTTP call lies between the slot and
-	// Twilio receiving the message: the limits hold where Twilio measures them. An error here
-	// (the context ended) leaves the attempt to reconciliation, like a crash would.
-	// A slow campaign's slot may be minutes away: the lease is renewed while waiting, so no
-	// other process takes the message for a stale attempt and sends it too; if the lease is lost
+	// The campaign's slot is waited for, then the sender's slot is taken last, so nothing but
+	// the HTTP call lies between the slots and Twilio receiving the message: the limits hold
+	// where Twilio measures them. An error here (the context ended) leaves the attempt to
+	// reconciliation, like a crash would. The lease is renewed while waiting, so no other
+	// process takes the message for a stale attempt and sends it too; if the lease is lost
 	// (Postgres unreachable for a lease), nothing is sent and reconciliation decides later.
-	var rate events.RateLimit
-	if c != nil {
-		rate = c.rate
-	}
 	held, release := s.holdLease(ctx, m.id)
-	waitErr := s.limits.wait(held, s.twilio.From(), m.queued.CampaignID, rate)
+	waitErr := sleepUntil(held, slot)
+	if waitErr == nil {
+		waitErr = s.limits.waitSender(held, s.twilio.From())
+	}
 	if lost := release(); lost {
 		return nil
 	}
@@ -364,6 +412,9 @@ func bodyUnlessContent(p events.MessageSendAttempted) string {
 
 // staleAttempt is how long an attempt without a result is left to its worker.
 const staleAttempt = 90 * time.Second
+
+// slotHorizon is how far ahead a campaign's rate slot may be for a worker to wait for it.
+const slotHorizon = 2 * time.Second
 
 // limiterRetry is how soon an attempt the rate limiter could not clear (Redis unreachable or
 // lost) is tried again: nothing was sent, and Redis usually returns within seconds.

@@ -84,5 +84,5 @@ func (s *Saga) materializeTrigger(ctx context.Context, t events.TriggerAccepted)
 	return s.queue(ctx, where, args, func(phone string) events.MessageQueued {
 		return events.MessageQueued{Kind: events.MessageKindTrigger, TriggerID: t.EventID, Phone: phone, Topic: t.Topic,
 			TemplateID: t.TemplateID, Payload: t.Payload}
-	}, "trigger/"+t.EventID)
+	}, "trigger/"+t.EventID, 0)
 }

@@ -62,6 +62,8 @@ func skipMeaning(reason string) string {
 		return "The campaign's template was deleted."
 	case "frequency_cap":
 		return "They already got as many messages as the frequency cap allows."
+	case "rate_limit":
+		return "The rate limiter could not be reached; the message is tried again in seconds."
 	}
 	return ""
 }
