@@ -15,6 +15,7 @@ import (
 
 	"herald/commands/saga"
 	"herald/handlers/api"
+	"herald/internal/failpoint"
 )
 
 // Config is the process configuration, read from the environment.
@@ -37,6 +38,8 @@ type Config struct {
 	ReadyMaxLag   time.Duration
 	// Roles are the parts this process runs (HERALD_ROLES or serve --roles; all by default).
 	Roles map[string]bool
+	// Failpoints (HERALD_FAILPOINTS, fault tests only) end the process at named points.
+	Failpoints *failpoint.Set
 }
 
 // Defaults.
@@ -97,6 +100,11 @@ func loadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.FrequencyCap = saga.FrequencyCap{Max: n, Per: d}
 	}
+	fp, err := failpoint.Parse(getenv("HERALD_FAILPOINTS"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("HERALD_FAILPOINTS: %w", err))
+	}
+	c.Failpoints = fp
 	roles, err := parseRoles(or("HERALD_ROLES", rolesAll))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("HERALD_ROLES: %w", err))

@@ -29,10 +29,11 @@ func TestLoadConfig(t *testing.T) {
 		{name: "every problem at once", env: map[string]string{
 			"DATABASE_URL": "postgres://%zz", "REDIS_URL": "http://nope", "HERALD_ADDR": "8080",
 			"HERALD_API_KEYS": "key-one-0123456789:root", "HERALD_DEFAULT_REGION": "XX", "PUBLIC_BASE_URL": "herald.example.com", "TWILIO_ACCOUNT_SID": "XX1",
-			"HERALD_LOG_LEVEL": "loud", "HERALD_READY_MAX_LAG": "soon", "HERALD_ROLES": "api,sorcery,saga,divination"},
+			"HERALD_LOG_LEVEL": "loud", "HERALD_READY_MAX_LAG": "soon", "HERALD_ROLES": "api,sorcery,saga,divination",
+			"HERALD_FAILPOINTS": "after-lunch=1"},
 			wantErr: []string{"DATABASE_URL", "REDIS_URL", "HERALD_ADDR", "HERALD_API_KEYS", "HERALD_DEFAULT_REGION", "PUBLIC_BASE_URL",
 				"TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID: \"XX1\"", "HERALD_LOG_LEVEL", "HERALD_READY_MAX_LAG",
-				`HERALD_ROLES: unknown role "sorcery", "divination"`}},
+				`HERALD_ROLES: unknown role "sorcery", "divination"`, `HERALD_FAILPOINTS: failpoint "after-lunch": unknown point`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

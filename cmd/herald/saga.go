@@ -37,7 +37,7 @@ func newSaga(cfg Config, roles map[string]bool, pool *pgxpool.Pool, rdb *redis.C
 	}
 	host, _ := os.Hostname()
 	sg, err := saga.New(saga.Config{Owner: fmt.Sprintf("%s-%d", host, os.Getpid()), SenderMPS: cfg.TwilioMPS,
-		FrequencyCap: cfg.FrequencyCap, RedisPrefix: cfg.RedisPrefix, Metrics: reg}, es, registry, rdb, tw, log)
+		FrequencyCap: cfg.FrequencyCap, RedisPrefix: cfg.RedisPrefix, Metrics: reg, Failpoints: cfg.Failpoints}, es, registry, rdb, tw, log)
 	if err != nil {
 		es.Close()
 		tw.Close()

@@ -146,7 +146,7 @@ func serveWith(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		defer publisher.Close()
-		rl, err := relay.New(relay.Config{Schema: schemaName, Transport: tcfg}, pool, rdb, publisher, log, reg)
+		rl, err := relay.New(relay.Config{Schema: schemaName, Transport: tcfg, Failpoints: cfg.Failpoints}, pool, rdb, publisher, log, reg)
 		if err != nil {
 			return err
 		}

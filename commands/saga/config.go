@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"herald/internal/failpoint"
 )
 
 // Config tunes the saga. Zero values take the defaults.
@@ -38,6 +40,8 @@ type Config struct {
 	RedisPrefix string
 	// Metrics registers the saga's metrics (metrics.go); nil: kept but not exported.
 	Metrics prometheus.Registerer
+	// Failpoints end the process between the steps of a send (fault tests; nil: never).
+	Failpoints *failpoint.Set
 }
 
 // FrequencyCap is at most Max messages accepted per user within Per.

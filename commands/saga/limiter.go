@@ -37,8 +37,9 @@ type limiter struct {
 // jitter between a slot and Twilio receiving the request cannot put R+1 requests in a second).
 const periodMargin = 1.04
 
-// slotLead is the least time between reserving a campaign slot and the slot: the attempt is
-// recorded in between, and a send that followed its slot by that long would crowd the next one.
+// slotLead is the least time between reserving a campaign slot and the slot, and how long
+// before the slot the attempt is recorded: a send that followed its slot by the time the
+// recording takes would crowd the next one.
 const slotLead = 50 * time.Millisecond
 
 // reserveScript reserves the next slot of a schedule: KEYS[1] holds the time (µs) from which

@@ -15,6 +15,7 @@ import (
 	"herald/events"
 	"herald/events/store"
 	"herald/handlers/twilio/sender"
+	"herald/internal/failpoint"
 )
 
 // sqlClaim leases due messages to this process: due now, not leased by a live lease, not of a
@@ -317,20 +318,27 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		}
 		slot = time.Now().Add(wait)
 	}
+	// The lease is renewed while waiting, so no other process takes the message and sends it
+	// too; if the lease is lost (Postgres unreachable for a lease), nothing is sent.
+	held, release := s.holdLease(ctx, m.id)
+	// The attempt is recorded just before the campaign's slot, not before the wait for it: a
+	// crash while waiting then leaves a message simply due again, not an attempt to reconcile.
+	if err := sleepUntil(held, slot.Add(-slotLead)); err != nil {
+		release()
+		return nil // shutting down, or the lease lost: nothing recorded, nothing sent
+	}
 	plan := d.send.attempt
 	plan.At = s.now()
 	// The attempt is on record before Twilio hears of it: a crash from here on is reconciled.
 	if ok, err := s.appendTo(ctx, m, plan); err != nil || !ok {
+		release()
 		return err
 	}
 	m.attempts, m.last = plan.Attempt, &plan
-	// The campaign's slot is waited for, then the sender's slot is taken last, so nothing but
-	// the HTTP call lies between the slots and Twilio receiving the message: the limits hold
-	// where Twilio measures them. An error here (the context ended) leaves the attempt to
-	// reconciliation, like a crash would. The lease is renewed while waiting, so no other
-	// process takes the message for a stale attempt and sends it too; if the lease is lost
-	// (Postgres unreachable for a lease), nothing is sent and reconciliation decides later.
-	held, release := s.holdLease(ctx, m.id)
+	// Then the campaign's slot, and the sender's slot last, so nothing but the HTTP call lies
+	// between the slots and Twilio receiving the message: the limits hold where Twilio measures
+	// them. An error here (the context ended) leaves the attempt to reconciliation, like a crash
+	// would.
 	waitErr := sleepUntil(held, slot)
 	if waitErr == nil {
 		waitErr = s.limits.waitSender(held, s.twilio.From())
@@ -362,8 +370,12 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 			return err
 		}
 	}
+	s.cfg.Failpoints.Hit(failpoint.AfterRequestingBeforeHTTP)
 	accepted, err := s.twilio.Send(ctx, sender.Message{MessageID: m.id, Attempt: plan.Attempt, To: m.queued.Phone,
 		Body: bodyUnlessContent(plan), ContentSID: plan.ContentSID, ContentVariables: plan.ContentVariables})
+	if err == nil {
+		s.cfg.Failpoints.Hit(failpoint.After201BeforeRecord)
+	}
 	return s.recordResult(ctx, m, c, accepted, err)
 }
 

@@ -27,6 +27,7 @@ import (
 	"herald/events"
 	"herald/events/store"
 	"herald/events/transport"
+	"herald/internal/failpoint"
 )
 
 // Config tunes the relay.
@@ -44,6 +45,9 @@ type Config struct {
 	// Schema is the Postgres schema of the events table; NOTIFYs from other schemas are ignored.
 	Schema    string
 	Transport transport.Config
+	// Failpoints end the process between publishing a batch and moving the checkpoint (fault
+	// tests; nil: never).
+	Failpoints *failpoint.Set
 }
 
 func (c Config) withDefaults() Config {
@@ -341,6 +345,9 @@ func (r *Relay) publishBatch(ctx context.Context) (caughtUp bool, err error) {
 	}
 	if err := r.publish(ctx, page.Events); err != nil {
 		return false, err
+	}
+	if len(page.Events) > 0 {
+		r.cfg.Failpoints.Hit(failpoint.AfterXAddBeforeCheckpoint)
 	}
 	if page.Next != cp {
 		if _, err := r.pool.Exec(ctx, `UPDATE checkpoints SET last_tx = $2, last_position = $3, updated_at = now() WHERE name = $1`,
