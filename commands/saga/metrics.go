@@ -31,6 +31,9 @@ var outcomes = []string{outcomeQueued, outcomeAttempted, outcomeSent, outcomeSki
 type metrics struct {
 	outcomes *prometheus.CounterVec
 	waits    *prometheus.HistogramVec
+	// leftDue counts messages left due, untouched, because their campaign's rate schedule had
+	// no slot within slotHorizon: the campaign runs at its limit with a backlog.
+	leftDue prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,6 +48,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			// From no wait (a free slot) to a per-minute campaign limit's queue.
 			Buckets: []float64{0.001, 0.005, 0.0125, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}},
 			[]string{"limit"}),
+		leftDue: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_saga_rate_limited_total",
+			Help: "Messages left due because their campaign's rate limit had no slot within the next 2 s (the campaign has a backlog)."}),
 	}
 	// Every outcome shows from the start (as 0), so dashboards and alerts see the series.
 	for _, o := range outcomes {
@@ -56,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.outcomes, m.waits} {
+	for _, c := range []prometheus.Collector{m.outcomes, m.waits, m.leftDue} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -81,4 +81,5 @@ func TestMetricsRegister(t *testing.T) {
 		assert.Contains(t, got, "herald_saga_outcomes_total outcome="+o+" reason=", "%s shows from the start", o)
 	}
 	assert.Contains(t, got, "herald_saga_rate_limit_wait_seconds limit=campaign")
+	assert.Contains(t, got, "herald_saga_rate_limited_total")
 }

@@ -302,6 +302,7 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 	var slot time.Time
 	if c != nil && pace(c.rate) > 0 {
 		if s.booked.booked(c.id, time.Now()) {
+			s.metrics.leftDue.Inc()
 			return nil
 		}
 		wait, reserved, err := s.limits.reserveCampaign(ctx, c.id, c.rate, slotHorizon)
@@ -314,6 +315,7 @@ func (s *Saga) process(ctx context.Context, b *batch, m *message) error {
 		}
 		if !reserved {
 			s.booked.book(c.id, time.Now().Add(wait-slotHorizon/2))
+			s.metrics.leftDue.Inc()
 			return nil
 		}
 		slot = time.Now().Add(wait)
