@@ -3,6 +3,7 @@ package saga
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -42,23 +43,11 @@ const periodMargin = 1.04
 // recording takes would crowd the next one.
 const slotLead = 50 * time.Millisecond
 
-// reserveScript reserves the next slot of a schedule: KEYS[1] holds the time (µs) from which
-// the next slot is free; ARGV[1] is the interval in µs. It returns how long to wait (µs).
-var reserveScript = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local interval = tonumber(ARGV[1])
-local slot = math.max(free, now)
-redis.call('SET', KEYS[1], slot + interval, 'PX', math.ceil((slot + interval - now) / 1000) + 1000)
-return slot - now
-`)
-
-// reserveWithinScript reserves one slot on every schedule of KEYS at once — the first time, at
+// reserveScript reserves one slot on every schedule of KEYS at once — the first time, at
 // least ARGV[n+1] µs from now, at which each is free — provided it is at most ARGV[n+2] µs away;
 // ARGV[i] is the interval of KEYS[i] in µs. It returns {1, wait} when it reserved, {0, wait}
 // (nothing reserved) when the slot is too far.
-var reserveWithinScript = redis.NewScript(`
+var reserveScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local n = #KEYS
@@ -80,49 +69,76 @@ func newLimiter(rdb *redis.Client, prefix string, senderMPS int) *limiter {
 	return &limiter{rdb: rdb, prefix: prefix, senderMPS: senderMPS}
 }
 
-// pace is the interval between two sends of a campaign under its limits (the slower one's,
-// stretched by periodMargin); 0 without limits.
-func pace(rate events.RateLimit) time.Duration {
-	var d time.Duration
+// campaignLimit is one of a campaign's rate limits: the suffix of its schedule's key and its
+// interval, stretched by periodMargin.
+type campaignLimit struct {
+	suffix   string
+	interval time.Duration
+}
+
+// campaignLimits are the limits a campaign's rate sets (none without limits).
+func campaignLimits(rate events.RateLimit) []campaignLimit {
+	var out []campaignLimit
 	if rate.PerSecond > 0 {
-		d = max(d, time.Second/time.Duration(rate.PerSecond))
+		out = append(out, campaignLimit{"s", stretched(time.Second / time.Duration(rate.PerSecond))})
 	}
 	if rate.PerMinute > 0 {
-		d = max(d, time.Minute/time.Duration(rate.PerMinute))
+		out = append(out, campaignLimit{"m", stretched(time.Minute / time.Duration(rate.PerMinute))})
 	}
-	return stretched(d)
+	return out
+}
+
+// pace is the interval between two sends of a campaign under its limits (the slower one's);
+// 0 without limits.
+func pace(rate events.RateLimit) time.Duration {
+	var d time.Duration
+	for _, lim := range campaignLimits(rate) {
+		d = max(d, lim.interval)
+	}
+	return d
 }
 
 // reserveCampaign reserves the campaign's next slot under all its limits if that slot is at
 // most horizon away, and says how far it is: reserved false means nothing was reserved, and
 // the message should wait until the schedule has room (in about wait - horizon).
 func (l *limiter) reserveCampaign(ctx context.Context, campaignID string, rate events.RateLimit, horizon time.Duration) (wait time.Duration, reserved bool, err error) {
-	var keys []string
-	var args []any
-	if rate.PerSecond > 0 {
-		keys = append(keys, l.prefix+"rate:campaign:"+campaignID+":s")
-		args = append(args, stretched(time.Second/time.Duration(rate.PerSecond)).Microseconds())
-	}
-	if rate.PerMinute > 0 {
-		keys = append(keys, l.prefix+"rate:campaign:"+campaignID+":m")
-		args = append(args, stretched(time.Minute/time.Duration(rate.PerMinute)).Microseconds())
-	}
-	if len(keys) == 0 {
+	limits := campaignLimits(rate)
+	if len(limits) == 0 {
 		return 0, true, nil
 	}
-	args = append(args, slotLead.Microseconds(), horizon.Microseconds())
-	got, err := reserveWithinScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
+	keys := make([]string, len(limits))
+	intervals := make([]time.Duration, len(limits))
+	for i, lim := range limits {
+		keys[i], intervals[i] = "campaign:"+campaignID+":"+lim.suffix, lim.interval
+	}
+	wait, reserved, err = l.reserve(ctx, keys, intervals, slotLead, horizon)
+	if err != nil {
+		return 0, false, fmt.Errorf("rate limit campaign %s: %w", campaignID, err)
+	}
+	if reserved && l.waited != nil {
+		l.waited("campaign", wait)
+	}
+	return wait, reserved, nil
+}
+
+// reserve runs reserveScript on the schedules of keys (under the limiter's prefix), whose
+// intervals are already stretched: the campaign's limits at once, or the sender's alone.
+func (l *limiter) reserve(ctx context.Context, keys []string, intervals []time.Duration, lead, horizon time.Duration) (time.Duration, bool, error) {
+	full := make([]string, len(keys))
+	args := make([]any, 0, len(keys)+2)
+	for i, k := range keys {
+		full[i] = l.prefix + "rate:" + k
+		args = append(args, intervals[i].Microseconds())
+	}
+	args = append(args, lead.Microseconds(), horizon.Microseconds())
+	got, err := reserveScript.Run(ctx, l.rdb, full, args...).Int64Slice()
 	if err == nil && len(got) != 2 {
 		err = fmt.Errorf("unexpected reply %v", got)
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("rate limit campaign %s: %w", campaignID, err)
+		return 0, false, err
 	}
-	wait = time.Duration(got[1]) * time.Microsecond
-	if got[0] == 1 && l.waited != nil {
-		l.waited("campaign", wait)
-	}
-	return wait, got[0] == 1, nil
+	return time.Duration(got[1]) * time.Microsecond, got[0] == 1, nil
 }
 
 func stretched(interval time.Duration) time.Duration {
@@ -155,16 +171,16 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
+// take reserves the next slot of one schedule, however far, and sleeps until it.
 func (l *limiter) take(ctx context.Context, limit, key string, interval time.Duration) error {
-	interval = stretched(interval)
-	wait, err := reserveScript.Run(ctx, l.rdb, []string{l.prefix + "rate:" + key}, interval.Microseconds()).Int64()
+	wait, _, err := l.reserve(ctx, []string{key}, []time.Duration{stretched(interval)}, 0, time.Duration(math.MaxInt64))
 	if err != nil {
 		return fmt.Errorf("rate limit %s: %w", key, err)
 	}
 	if l.waited != nil {
-		l.waited(limit, time.Duration(max(wait, 0))*time.Microsecond)
+		l.waited(limit, max(wait, 0))
 	}
-	return sleepUntil(ctx, time.Now().Add(time.Duration(wait)*time.Microsecond))
+	return sleepUntil(ctx, time.Now().Add(wait))
 }
 
 // slowDown makes every process hold the sender's sends for d (Twilio's 429 / Retry-After).

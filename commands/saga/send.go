@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -55,35 +55,35 @@ func (s *Saga) SendDue(ctx context.Context) (bool, error) {
 	if len(ids) == 0 {
 		return false, nil
 	}
+	b, err := s.load(ctx, ids)
+	if err != nil {
+		s.releaseLeases(ctx, ids)
+		return false, err
+	}
 	// The claim's leases go when its last message is done (the read model's due_at then says
 	// when each is due again); until then a message done early stays out of other claims,
 	// which also covers the read model's lag behind its newest event.
-	var left atomic.Int64
-	release := func() {
-		if left.Add(-1) == 0 {
-			_, _ = s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM send_leases WHERE message_id = ANY($1) AND owner = $2`, ids, s.cfg.Owner)
-		}
-	}
-	b, err := s.load(ctx, ids)
-	if err != nil {
-		left.Store(1)
-		release()
-		return false, err
-	}
-	left.Store(int64(len(b.messages)) + 1) // + SendDue's own hold, dropped below
-	defer release()
-	for i, m := range b.messages {
+	var claim sync.WaitGroup
+	defer func() {
+		s.inflight.Add(1)
+		go func() {
+			defer s.inflight.Done()
+			claim.Wait()
+			s.releaseLeases(ctx, ids)
+		}()
+	}()
+	for _, m := range b.messages {
 		select {
 		case s.workers <- struct{}{}:
 		case <-ctx.Done():
-			left.Add(-int64(len(b.messages) - i))
 			return false, ctx.Err()
 		}
+		claim.Add(1)
 		s.inflight.Add(1)
 		go func() {
 			defer func() {
 				<-s.workers
-				release()
+				claim.Done()
 				s.inflight.Done()
 			}()
 			if err := s.process(ctx, b, m); err != nil {
@@ -94,7 +94,13 @@ func (s *Saga) SendDue(ctx context.Context) (bool, error) {
 	return len(ids) == s.cfg.Claim, nil
 }
 
-// Wait blocks until every message SendDue handed to a worker is done.
+// releaseLeases gives up this process's leases on a claim's messages.
+func (s *Saga) releaseLeases(ctx context.Context, ids []uuid.UUID) {
+	_, _ = s.pool.Exec(context.WithoutCancel(ctx), `DELETE FROM send_leases WHERE message_id = ANY($1) AND owner = $2`, ids, s.cfg.Owner)
+}
+
+// Wait blocks until every message SendDue handed to a worker is done and its claim's leases
+// are released.
 func (s *Saga) Wait() { s.inflight.Wait() }
 
 // batch is everything a claim's decisions read, loaded in a few round trips.
