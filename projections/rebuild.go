@@ -467,7 +467,8 @@ func swap(ctx context.Context, pool *pgxpool.Pool, a *applier, cur *rebuildCurso
 			return fmt.Errorf("set checkpoint: %w", err)
 		}
 		// The replay applied every event up to the checkpoint: what is parked for the
-		// projection now is what this rebuild parked, and the rows it superseded go.
+		// projection now is what this rebuild parked, and the rows it superseded go. (The
+		// array is never NULL: "<> ALL(NULL)" would delete nothing.)
 		if _, err := tx.Exec(ctx, `DELETE FROM parked_events WHERE projection = $1 AND event_id <> ALL($2::uuid[])`,
 			p.Name(), append([]uuid.UUID{}, cur.parkedIDs...)); err != nil {
 			return fmt.Errorf("clear superseded parked events: %w", err)
