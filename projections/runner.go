@@ -149,9 +149,26 @@ func (r *Runner) Projections() []Projection { return r.projections }
 
 // Run keeps every projection caught up until ctx ends. In-flight transactions finish or roll
 // back; an unacked doorbell is redelivered, and the checkpoint makes that harmless.
+// A failure to reach PostgreSQL at the start is waited out like any later one.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := EnsureCheckpoints(ctx, r.pool, r.projections); err != nil {
-		return err
+	for backoff := time.Duration(0); ; {
+		err := EnsureCheckpoints(ctx, r.pool, r.projections)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		backoff = nextBackoff(backoff, r.cfg.MaxBackoff)
+		r.log.Error().Err(err).Dur("retry_in", backoff).Msg("projections cannot start")
+		for _, p := range r.projections {
+			r.setHealth(p.Name(), err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
 	}
 	var wg sync.WaitGroup
 	for _, w := range r.workers {
@@ -284,7 +301,7 @@ func (w *worker) applyLoop(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			backoff = min(max(2*backoff, 100*time.Millisecond), w.r.cfg.MaxBackoff)
+			backoff = nextBackoff(backoff, w.r.cfg.MaxBackoff)
 			w.log.Error().Err(err).Dur("retry_in", backoff).Msg("projection stuck")
 			select {
 			case <-ctx.Done():
@@ -299,6 +316,11 @@ func (w *worker) applyLoop(ctx context.Context) {
 			w.poke()
 		}
 	}
+}
+
+// nextBackoff doubles the pause after a failure, from 100 ms up to ceiling.
+func nextBackoff(prev, ceiling time.Duration) time.Duration {
+	return min(max(2*prev, 100*time.Millisecond), ceiling)
 }
 
 // round applies pages until caught up or the budget (0 = none) is spent.

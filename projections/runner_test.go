@@ -332,3 +332,44 @@ func TestWaitForBeforeTheRunnerStarted(t *testing.T) {
 	require.NoError(t, h.runner(Users{}).CatchUp(context.Background(), ""))
 	require.NoError(t, <-done)
 }
+
+// TestRunnerWaitsOutAFailingStart: a runner that cannot create its checkpoint rows (here the
+// table is away; in CI it was PostgreSQL refusing connections, "too many clients") reports
+// every projection stuck and tries again, then applies once it can. It used to return the
+// error, and `herald serve` exited with it.
+func TestRunnerWaitsOutAFailingStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	h.appendUsers(0, 5, 0)
+	_, err := h.db.Pool.Exec(ctx, `ALTER TABLE checkpoints RENAME TO checkpoints_away`)
+	require.NoError(t, err)
+	r := h.runner(Users{})
+	r.cfg.MaxBackoff = 200 * time.Millisecond
+	done := make(chan error, 1)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { done <- r.Run(runCtx) }()
+
+	stuck := func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.health["users"].stuck
+	}
+	eventually(t, 10*time.Second, stuck, "the runner reports the projection stuck")
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned while PostgreSQL refused it: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	_, err = h.db.Pool.Exec(ctx, `ALTER TABLE checkpoints_away RENAME TO checkpoints`)
+	require.NoError(t, err)
+	h.waitApplied("users", 10*time.Second)
+	assert.False(t, stuck(), "healthy again")
+	var users int
+	require.NoError(t, h.db.Pool.QueryRow(ctx, `SELECT count(*) FROM users`).Scan(&users))
+	assert.Equal(t, 5, users)
+	cancel()
+	assert.NoError(t, <-done)
+}
