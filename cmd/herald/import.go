@@ -65,7 +65,7 @@ func importCmd(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		in = f
 	}
-	pool, err := connectPostgres(ctx, cfg.DatabaseURL)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, "herald import")
 	if err != nil {
 		return err
 	}

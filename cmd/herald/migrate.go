@@ -16,7 +16,7 @@ func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) 
 	if err := schema.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := connectPostgres(ctx, cfg.DatabaseURL)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, "herald migrate")
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func rebuild(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("rebuild: unknown projection %q (known: %s, or all)", target, strings.Join(names, ", "))
 	}
 	log := newLogger(cfg, stderr)
-	pool, err := connectPostgres(ctx, cfg.DatabaseURL)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, "herald rebuild")
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,17 @@ func parseRoles(s string) (map[string]bool, error) {
 	return roles, nil
 }
 
+// roleNames lists roles in allRoles' order: "api,relay,projections,saga,scheduler".
+func roleNames(roles map[string]bool) string {
+	var names []string
+	for _, r := range allRoles {
+		if roles[r] {
+			names = append(names, r)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
 // metricsRegistry is where every component registers its metrics and /metrics reads them.
 type metricsRegistry interface {
 	prometheus.Registerer
@@ -111,7 +122,7 @@ func serveWith(ctx context.Context, args []string, getenv func(string) string, s
 	roles := cfg.Roles
 	log := newLogger(cfg, stderr)
 
-	pool, err := connectPostgres(ctx, cfg.DatabaseURL)
+	pool, err := connectPostgres(ctx, cfg.DatabaseURL, "herald "+roleNames(roles))
 	if err != nil {
 		return err
 	}
