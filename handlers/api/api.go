@@ -322,24 +322,30 @@ func (a *API) answerNoContent(w http.ResponseWriter, r *http.Request, written co
 		return err
 	}
 	if !ok {
-		return accepted(w, r, "", written)
+		return accepted(w, r, "", "", written)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// accepted answers 202: the command is stored, its read model will show it shortly.
-func accepted(w http.ResponseWriter, r *http.Request, location string, written commands.Written) error {
+// accepted answers 202: the command is stored, its read model will show it shortly. id (if
+// any) names the resource written, as its Location does: a client that created one learns
+// the new id from either.
+func accepted(w http.ResponseWriter, r *http.Request, location, id string, written commands.Written) error {
 	if location != "" {
 		w.Header().Set("Location", location)
 	}
 	setETag(w, written.Version)
-	writeJSON(w, http.StatusAccepted, map[string]any{
+	body := map[string]any{
 		"status":   "accepted",
 		"detail":   "stored; the read model has not applied it yet",
 		"position": fmt.Sprintf("%d:%d", written.Checkpoint.TxID, written.Checkpoint.Position),
 		"version":  written.Version,
-	})
+	}
+	if id != "" {
+		body["id"] = id
+	}
+	writeJSON(w, http.StatusAccepted, body)
 	return nil
 }
 

@@ -379,3 +379,30 @@ func TestScheduleCampaign(t *testing.T) {
 	assert.Equal(t, "scheduled", res.body["status"])
 	assert.Equal(t, at, res.body["schedule"].(map[string]any)["at"])
 }
+
+// TestSlowReadModelAnswers202WithTheID: when the read models do not show a write within
+// WaitTimeout the answer is 202 with the log position, and a create names what it made — in
+// the body and in Location — so the client can GET it later. The body had no id, and a client
+// creating a template under load could not name it in its campaign (a CI run's fault test).
+func TestSlowReadModelAnswers202WithTheID(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, envOptions{stalled: true})
+	for _, tc := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/v1/segments", map[string]any{"name": "Lima", "rule": map[string]any{"attr": "city", "op": "eq", "value": "Lima"}}},
+		{"/v1/templates", map[string]any{"name": "deal", "default_locale": "es",
+			"variants": map[string]any{"es": map[string]any{"body": "Hola {first_name}"}}}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			res := e.admin(http.MethodPost, tc.path, tc.body)
+			require.Equal(t, http.StatusAccepted, res.status, string(res.raw))
+			id, _ := res.body["id"].(string)
+			require.NotEmpty(t, id, "the 202 names the new resource: %s", res.raw)
+			assert.Equal(t, tc.path+"/"+id, res.header.Get("Location"))
+			assert.Equal(t, "accepted", res.body["status"])
+			assert.NotEmpty(t, res.body["position"])
+		})
+	}
+}

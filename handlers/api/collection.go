@@ -90,7 +90,7 @@ func (c collection[T]) answer(a *API, w http.ResponseWriter, r *http.Request, st
 		return err
 	}
 	if !ok {
-		return accepted(w, r, c.location(id), written)
+		return accepted(w, r, c.location(id), id, written)
 	}
 	v, err := c.read(r.Context(), id)
 	if err != nil {

@@ -36,7 +36,13 @@ type env struct {
 	srv   *httptest.Server
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
+
+// envOptions change an env: stalled runs no projections, so every write waits out a short
+// WaitTimeout and answers 202.
+type envOptions struct{ stalled bool }
+
+func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	db := schematest.New(t)
 	rds := transporttest.New(t)
@@ -46,11 +52,16 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(s.Close)
 	reg := events.DefaultRegistry()
 
-	projectionstest.Start(t, db, rds)
+	wait := 10 * time.Second
+	if o.stalled {
+		wait = 100 * time.Millisecond
+	} else {
+		projectionstest.Start(t, db, rds)
+	}
 
 	keys, err := api.ParseKeys(adminKey + "," + readKey + ":read")
 	require.NoError(t, err)
-	a, err := api.New(api.Config{Keys: keys, DefaultRegion: "PE", MaxBody: 64 << 10, WaitTimeout: 10 * time.Second}, s, reg, log)
+	a, err := api.New(api.Config{Keys: keys, DefaultRegion: "PE", MaxBody: 64 << 10, WaitTimeout: wait}, s, reg, log)
 	require.NoError(t, err)
 	r := mux.NewRouter()
 	a.Register(r)

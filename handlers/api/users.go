@@ -235,7 +235,7 @@ func (a *API) answerUser(w http.ResponseWriter, r *http.Request, status int, pho
 	}
 	location := "/v1/users/" + phone
 	if !ok {
-		return accepted(w, r, location, written)
+		return accepted(w, r, location, "", written)
 	}
 	u, err := a.readUser(r.Context(), phone)
 	if err != nil {
