@@ -55,7 +55,7 @@ test: test-services ## run every test, then the event store, relay and projectio
 	$(GO) test -race -count=1 -timeout 20m ./events/... ./projections/...
 
 test-faults: test-services ## the fault tests: real processes under 429s, 500s, stalls, SIGKILL, Redis and PostgreSQL restarts, a Twilio partition, a long transaction (~6 min)
-	HERALD_FAULT_TESTS=1 $(GO) test -count=1 -run '^TestFault' -parallel 12 -v -timeout 20m ./cmd/herald
+	HERALD_FAULT_TESTS=1 $(GO) test -count=1 -run '^TestFault' -parallel 8 -v -timeout 20m ./cmd/herald
 
 load: test-services ## the load test: webhooks + a running campaign + API reads for HERALD_LOAD_DURATION (5m), with a summary table
 	HERALD_LOAD_TEST=1 $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 30m ./cmd/herald

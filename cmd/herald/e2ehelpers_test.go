@@ -281,6 +281,12 @@ func (s *stack) api(method, path string, body, out any) int {
 
 func (s *stack) apiRaw(method, path string, body any) (int, []byte) {
 	s.t.Helper()
+	status, raw, _ := s.apiCall(method, path, body)
+	return status, raw
+}
+
+func (s *stack) apiCall(method, path string, body any) (int, []byte, http.Header) {
+	s.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -298,14 +304,22 @@ func (s *stack) apiRaw(method, path string, body any) (int, []byte) {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
-	return resp.StatusCode, raw
+	return resp.StatusCode, raw, resp.Header
 }
 
-// mustAPI is api requiring a 2xx answer.
+// mustAPI is api requiring a 2xx answer. A 202 (the write is stored, the read model slower
+// than the API waits, as under a loaded CI machine) is followed as a client would: GET its
+// Location until the read model shows it, and decode that into out.
 func (s *stack) mustAPI(method, path string, body, out any) {
 	s.t.Helper()
-	status, raw := s.apiRaw(method, path, body)
+	status, raw, header := s.apiCall(method, path, body)
 	require.Truef(s.t, status >= 200 && status < 300, "%s %s: %d %s", method, path, status, raw)
+	if location := header.Get("Location"); status == http.StatusAccepted && strings.HasPrefix(location, "/v1/") {
+		eventually(s.t, 60*time.Second, "GET "+location+" after a 202", func() bool {
+			status, raw = s.apiRaw(http.MethodGet, strings.TrimPrefix(location, "/v1"), nil)
+			return status == http.StatusOK
+		})
+	}
 	if out != nil {
 		require.NoError(s.t, json.Unmarshal(raw, out), "%s %s: %s", method, path, raw)
 	}
