@@ -9,15 +9,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // EnsureDatabase creates the database named in dbURL if it does not exist, connecting to the
-// server's "postgres" database to do so.
+// server's "postgres" database to do so. dbURL may carry pgxpool's own parameters
+// (pool_max_conns, …), as the pools that use it do: they are not sent to the server, which
+// refuses any parameter it does not know.
 func EnsureDatabase(ctx context.Context, dbURL string) error {
-	cfg, err := pgx.ParseConfig(dbURL)
+	poolCfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
+	cfg := poolCfg.ConnConfig
 	name := cfg.Database
 	if name == "" {
 		return errors.New("DATABASE_URL: no database name")
@@ -30,12 +34,9 @@ func EnsureDatabase(ctx context.Context, dbURL string) error {
 	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name
 		return fmt.Errorf("DATABASE_URL: cannot connect to %s: %w", redact(dbURL), err)
 	}
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		return fmt.Errorf("DATABASE_URL: %w", err)
-	}
-	u.Path = "/postgres"
-	admin, err := pgx.Connect(ctx, u.String())
+	adminCfg := cfg.Copy()
+	adminCfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(ctx, adminCfg)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: database %q is missing and the server's postgres database is unreachable: %w", name, err)
 	}
