@@ -219,9 +219,16 @@ func newStackWith(t *testing.T, o stackOptions) *stack {
 }
 
 // heraldEnv is the environment of a Herald process of this stack listening on addr.
+// Its pool holds four connections whatever the machine's CPU count (pgxpool's default grows
+// with it): the fault suite's budget under PostgreSQL's 100 connections counts four.
 func (s *stack) heraldEnv(addr string, extra map[string]string) map[string]string {
+	dbURL, err := url.Parse(s.db.URL)
+	require.NoError(s.t, err)
+	q := dbURL.Query()
+	q.Set("pool_max_conns", "4")
+	dbURL.RawQuery = q.Encode()
 	env := map[string]string{
-		"DATABASE_URL":        s.db.URL,
+		"DATABASE_URL":        dbURL.String(),
 		"REDIS_URL":           fmt.Sprintf("redis://%s/%d", s.rds.Opts.Addr, s.rds.Opts.DB),
 		"HERALD_REDIS_PREFIX": s.rds.Transport.Prefix,
 		"HERALD_ADDR":         addr,

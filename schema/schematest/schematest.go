@@ -54,6 +54,8 @@ type Schema struct {
 
 // Options tune New.
 type Options struct {
+	// MaxConns caps the pool; 0 means 4, not pgxpool's max(4, CPUs), so a suite's tests in
+	// parallel fit PostgreSQL's default 100 connections on any machine.
 	MaxConns int32
 }
 
@@ -88,6 +90,7 @@ func NewWithOptions(t testing.TB, opts Options) *Schema {
 
 	cfg, err := pgxpool.ParseConfig(u.String())
 	require.NoError(t, err)
+	cfg.MaxConns = 4
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
