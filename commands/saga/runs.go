@@ -207,34 +207,27 @@ WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic = $1 AND s.subscribed 
 	if err != nil {
 		return 0, err
 	}
-	var (
-		phones []string
-		optIn  []bool
-	)
-	for rows.Next() {
-		var (
-			phone string
-			in    bool
-		)
-		if err := rows.Scan(&phone, &in); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		phones, optIn = append(phones, phone), append(optIn, in)
+	type member struct {
+		phone string
+		optIn bool
 	}
-	if err := rows.Err(); err != nil {
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (member, error) {
+		var m member
+		return m, r.Scan(&m.phone, &m.optIn)
+	})
+	if err != nil {
 		return 0, err
 	}
 	now := s.now().UTC()
 	paced := 0
-	for from := 0; from < len(phones); from += materializeChunk {
-		chunk := phones[from:min(from+materializeChunk, len(phones))]
+	for from := 0; from < len(members); from += materializeChunk {
+		chunk := members[from:min(from+materializeChunk, len(members))]
 		recs := make([]events.Record, len(chunk))
-		for i, p := range chunk {
-			id := MessageID(run, p)
-			q := message(p)
+		for i, m := range chunk {
+			id := MessageID(run, m.phone)
+			q := message(m.phone)
 			q.MessageID, q.DueAt = id, now
-			if pace > 0 && optIn[from+i] {
+			if pace > 0 && m.optIn {
 				if at := now.Add(time.Duration(paced)*pace - dueAhead); at.After(now) {
 					q.DueAt = at
 				}
@@ -249,10 +242,10 @@ WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.topic = $1 AND s.subscribed 
 			return 0, err
 		}
 	}
-	if len(phones) > 0 {
-		s.metrics.queued(message(phones[0]).Kind, len(phones))
+	if len(members) > 0 {
+		s.metrics.queued(message(members[0].phone).Kind, len(members))
 	}
-	return len(phones), nil
+	return len(members), nil
 }
 
 func runKey(campaignID, runID string) string { return campaignID + "/" + runID }
